@@ -1,0 +1,3 @@
+"""multivac: GitHub Actions history as metrics."""
+
+__version__ = "0.1.0"

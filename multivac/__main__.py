@@ -1,0 +1,3 @@
+from multivac.cli import main
+
+main()

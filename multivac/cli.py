@@ -1,0 +1,317 @@
+"""The `multivac` command: parse options, resolve config, call one function, exit.
+
+Domain errors become one line on stderr and an exit code here and nowhere else:
+0 done, 1 an error (what was gathered before it is kept), 2 bad input or settings,
+3 stopped early by GitHub's rate limit (partial data, run again later), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from multivac import __version__
+from multivac.config import Environment, redact
+from multivac.errors import MultivacError
+from multivac.sinks import Format
+
+EXIT_RATE_LIMIT = 3
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(
+    name="multivac",
+    help="Turn GitHub Actions history into metrics: how long jobs waited for a runner, "
+    "how long they ran, and why they failed.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+rules_app = typer.Typer(help="Show and check the failure rules.", no_args_is_help=True)
+failures_app = typer.Typer(help="Failed jobs by failure type.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+app.add_typer(failures_app, name="failures")
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"error: {redact(message)}", markup=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def handled() -> Iterator[None]:
+    """Domain errors to one line and an exit code; never a traceback."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except MultivacError as exc:
+        fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted.", markup=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"multivac {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Configuration comes from flags, then the environment, then `.env` in the current
+    directory (a variable already set is never overridden)."""
+
+
+# ---------------------------------------------------------------------------- options
+
+RepoArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="[OWNER/REPO]...",
+        help="Repositories to gather (default: $GITHUB_REPOSITORY).",
+        show_default=False,
+    ),
+]
+SinceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--since",
+        help="Start of the window: a duration ago (30d, 12h, 45m) or an ISO date/datetime "
+        "(UTC when no zone is given). Default 1d, or all history with --latest.",
+        show_default=False,
+    ),
+]
+UntilOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--until", help="End of the window, like --since. Default: now.", show_default=False
+    ),
+]
+RulesOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--rules",
+        help="Extra failure rules: a YAML file or a shipped pack name such as 'tarantool' "
+        "(repeatable; also MULTIVAC_RULES, comma-separated). Later rules override earlier ones.",
+        show_default=False,
+    ),
+]
+StateDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dir",
+        help="Where the local store and the InfluxDB spool live "
+        "(default: $MULTIVAC_STATE_DIR, else ~/.local/state/multivac).",
+        show_default=False,
+    ),
+]
+
+
+def _rule_sources(flag: list[str] | None, env: Environment) -> list[str]:
+    if flag:
+        return list(flag)
+    found = env.lookup("MULTIVAC_RULES")
+    if found is None:
+        return []
+    return [part.strip() for part in found.value.split(",") if part.strip()]
+
+
+# ---------------------------------------------------------------------------- gather
+
+
+@app.command()
+def gather(
+    repos: RepoArg = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    latest: Annotated[
+        int | None,
+        typer.Option(
+            "--latest", min=1, help="Only the newest N completed runs.", show_default=False
+        ),
+    ] = None,
+    branch: Annotated[
+        list[str] | None,
+        typer.Option("--branch", help="Only runs of this branch (repeatable).", show_default=False),
+    ] = None,
+    workflow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--workflow",
+            help="Only this workflow: a file name like ci.yml or a workflow name (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    event: Annotated[
+        str | None,
+        typer.Option(
+            "--event", help="Only runs triggered by this event (push, ...).", show_default=False
+        ),
+    ] = None,
+    fmt: Annotated[
+        Format,
+        typer.Option(
+            "--format",
+            "-f",
+            case_sensitive=False,
+            help="Output format. csv and json need no database; influxdb writes to "
+            "INFLUX_URL/INFLUX_BUCKET; line-protocol prints what influxdb would send.",
+        ),
+    ] = Format.csv,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Write to this file instead of stdout.", show_default=False
+        ),
+    ] = None,
+    lean_tags: Annotated[
+        bool,
+        typer.Option(
+            "--lean-tags",
+            help="Store job_id, run_id, run_attempt and commit_sha as fields, not tags "
+            "(one series per job is too many for large organisations).",
+        ),
+    ] = False,
+    create_bucket: Annotated[
+        bool,
+        typer.Option(
+            "--create-bucket", help="Create INFLUX_BUCKET when it does not exist (influxdb)."
+        ),
+    ] = False,
+    rules: RulesOpt = None,
+    no_logs: Annotated[
+        bool,
+        typer.Option(
+            "--no-logs",
+            help="Do not download logs: failed jobs are keyed unknown_failure (saves API budget).",
+        ),
+    ] = False,
+    concurrency: Annotated[
+        int,
+        typer.Option("--concurrency", min=1, max=32, help="Runs fetched at once."),
+    ] = 4,
+    max_wait: Annotated[
+        str,
+        typer.Option(
+            "--max-wait",
+            help="Longest wait for GitHub's rate limit to reset before stopping with "
+            "what was gathered (a duration like 15m).",
+        ),
+    ] = "15m",
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Gather every job attempt of every completed workflow run created in the window.
+
+    Writes one record per job attempt (skipped jobs are left out): measurement = the job's
+    outcome or failure type, tags, queued_s and in_progress_s. Data goes to stdout or
+    --output, messages and the summary to stderr.
+    """
+    from multivac import run
+
+    with handled():
+        env = Environment()
+        request = run.GatherRequest(
+            repos=repos or [],
+            since=since,
+            until=until,
+            latest=latest,
+            branches=branch or [],
+            workflows=workflow or [],
+            event=event,
+            fmt=fmt,
+            output=output,
+            lean=lean_tags,
+            create_bucket=create_bucket,
+            rules=_rule_sources(rules, env),
+            fetch_logs=not no_logs,
+            concurrency=concurrency,
+            max_wait=max_wait,
+            state_dir=state_dir,
+        )
+        code = run.gather(request, env, err)
+        if code:
+            raise typer.Exit(code)
+
+
+# ---------------------------------------------------------------------------- classify
+
+
+@app.command()
+def classify(
+    logs: Annotated[
+        list[Path], typer.Argument(help="Log files (downloaded, or copied from the web UI).")
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON array of {path, type, rule, ...}.")
+    ] = False,
+    rules: RulesOpt = None,
+) -> None:
+    """Classify local log files: per file, `PATH: TYPE` and the evidence line below it."""
+    from multivac import run
+
+    with handled():
+        env = Environment()
+        code = run.classify_files(logs, _rule_sources(rules, env), as_json, err)
+        if code:
+            raise typer.Exit(code)
+
+
+# ---------------------------------------------------------------------------- rules
+
+
+@rules_app.command("list")
+def rules_list(rules: RulesOpt = None) -> None:
+    """Show the effective catalog: built-in rules plus --rules, by priority."""
+    from multivac import run
+
+    with handled():
+        run.list_rules(_rule_sources(rules, Environment()))
+
+
+@rules_app.command("check")
+def rules_check(
+    files: Annotated[list[Path], typer.Argument(help="Rule files to validate.")],
+) -> None:
+    """Validate rule files: names each bad entry and why, exit 2 when any is bad."""
+    from multivac import run
+
+    with handled():
+        code = run.check_rules(files, err)
+        if code:
+            raise typer.Exit(code)
+
+
+def main() -> None:
+    """Entry point; the last guard so that a user never sees a traceback."""
+    try:
+        app(prog_name="multivac")
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        err.print("interrupted.", markup=False)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # pragma: no cover - a bug, reported in one line
+        if os.environ.get("MULTIVAC_DEBUG"):
+            raise
+        err.print(
+            f"error: unexpected {type(exc).__name__}: {redact(str(exc))} "
+            "(set MULTIVAC_DEBUG=1 to see the traceback)",
+            markup=False,
+        )
+        sys.exit(1)

@@ -1,0 +1,31 @@
+"""One base exception per concern; only cli.py turns them into an exit code."""
+
+
+class MultivacError(Exception):
+    """Base of every error a user can cause or meet; its text is one sentence."""
+
+    exit_code = 1
+
+
+class ConfigError(MultivacError):
+    """A missing or invalid setting (flag, environment variable or .env entry)."""
+
+    exit_code = 2
+
+
+class GitHubError(MultivacError):
+    """GitHub answered with an error we cannot work around."""
+
+
+class RuleError(MultivacError):
+    """A failure-rule file or pack is invalid."""
+
+    exit_code = 2
+
+
+class StoreError(MultivacError):
+    """The local SQLite store cannot be read or written."""
+
+
+class SinkError(MultivacError):
+    """An output (file or InfluxDB) rejected or could not take the records."""

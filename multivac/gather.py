@@ -1,0 +1,256 @@
+"""The gather pipeline: source -> classify -> records -> sink, with a summary.
+
+Runs are listed in the calling thread; each run's jobs (and failed jobs' logs) are
+fetched by a bounded pool of workers, and records reach the sink in run order, run by
+run, so an interruption keeps everything finished before it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from multivac.github import GitHubSource, LogStreamError
+from multivac.model import (
+    CANCELLED,
+    FAILED_CONCLUSIONS,
+    LOG_UNAVAILABLE,
+    Anomalies,
+    Classification,
+    Job,
+    JobRecord,
+    Run,
+    build_record,
+)
+from multivac.sinks.base import Sink
+
+if TYPE_CHECKING:
+    from multivac.classify import Catalog
+
+
+@dataclass(frozen=True)
+class GatherOptions:
+    repos: tuple[str, ...]
+    since: datetime | None
+    until: datetime
+    latest: int | None = None
+    branches: tuple[str, ...] = ()
+    workflows: tuple[str, ...] = ()
+    event: str | None = None
+    lean: bool = False
+    concurrency: int = 4
+    fetch_logs: bool = True
+
+
+@dataclass
+class Summary:
+    runs: int = 0
+    jobs: int = 0
+    skipped_jobs: int = 0
+    unfinished_jobs: int = 0
+    vanished_runs: int = 0
+    logs_unavailable: int = 0
+    log_errors: int = 0
+    measurements: Counter[str] = field(default_factory=Counter)
+    anomalies: Anomalies = field(default_factory=Anomalies)
+    odd_conclusions: Counter[str] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def records(self) -> int:
+        return sum(self.measurements.values())
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run: Run
+    jobs: tuple[Job, ...]
+    records: tuple[JobRecord, ...]
+    classifications: dict[int, Classification]
+    vanished: bool = False
+
+
+Progress = Callable[[int], None]
+
+
+def flaky_job_ids(jobs: list[Job] | tuple[Job, ...]) -> set[int]:
+    """Failed attempts of a job whose later attempt (same run, same commit) succeeded."""
+    succeeded: dict[str, int] = {}
+    for job in jobs:
+        if job.conclusion == "success":
+            succeeded[job.name] = max(succeeded.get(job.name, 0), job.run_attempt)
+    return {
+        job.id
+        for job in jobs
+        if job.conclusion in FAILED_CONCLUSIONS and succeeded.get(job.name, 0) > job.run_attempt
+    }
+
+
+class Gatherer:
+    def __init__(
+        self,
+        source: GitHubSource,
+        options: GatherOptions,
+        catalog: Catalog | None,
+        *,
+        progress: Progress | None = None,
+        on_total: Callable[[int], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.options = options
+        self.catalog = catalog
+        self.summary = Summary()
+        self.progress = progress or (lambda _n: None)
+        self.on_total = on_total or (lambda _n: None)
+
+    # ------------------------------------------------------------------ classification
+
+    def _classify(self, repo: str, job: Job) -> Classification | None:
+        if self.catalog is None or not self.options.fetch_logs:
+            return None
+        from multivac import classify
+
+        if job.conclusion == "cancelled":
+            # a job past timeout-minutes is reported cancelled: only annotations tell
+            return classify.classify_annotations(
+                self.source.annotations(repo, job.id), self.catalog
+            )
+        if job.conclusion not in FAILED_CONCLUSIONS:
+            return None
+        found: Classification | None = None
+        log_missing = False
+        for _attempt in range(3):
+            download = self.source.open_log(repo, job.id)
+            if download is None:
+                log_missing = True
+                break
+            failed = job.failed_step
+            try:
+                found = classify.classify_log(
+                    download.chunks(),
+                    self.catalog,
+                    steps=[step.name for step in job.steps],
+                    failed_step_number=failed.number if failed else None,
+                )
+                break
+            except LogStreamError:
+                with self.summary.lock:
+                    self.summary.log_errors += 1
+                continue
+        else:
+            log_missing = True
+        if found is None:
+            found = classify.classify_annotations(
+                self.source.annotations(repo, job.id), self.catalog
+            )
+        if found is None and log_missing:
+            with self.summary.lock:
+                self.summary.logs_unavailable += 1
+            failed = job.failed_step
+            return Classification(
+                LOG_UNAVAILABLE, LOG_UNAVAILABLE, failed.name if failed else None, None, ""
+            )
+        return found
+
+    # ------------------------------------------------------------------ one run
+
+    def process_run(self, run: Run) -> RunResult:
+        jobs = self.source.jobs(run.repository, run.id)
+        if jobs is None:
+            with self.summary.lock:
+                self.summary.vanished_runs += 1
+            return RunResult(run, (), (), {}, vanished=True)
+        flaky = flaky_job_ids(jobs)
+        records: list[JobRecord] = []
+        classifications: dict[int, Classification] = {}
+        anomalies = Anomalies()
+        skipped = unfinished = 0
+        odd: Counter[str] = Counter()
+        for job in jobs:
+            if job.conclusion == "skipped":
+                skipped += 1
+                continue
+            if job.status != "completed" or job.conclusion is None:
+                unfinished += 1
+                continue
+            classification = self._classify(run.repository, job)
+            if classification is not None:
+                classifications[job.id] = classification
+            record = build_record(
+                run,
+                job,
+                classification,
+                lean=self.options.lean,
+                flaky=job.id in flaky,
+                anomalies=anomalies,
+            )
+            if record is None:
+                continue
+            if job.conclusion not in ("success", "failure", "cancelled", "timed_out"):
+                odd[job.conclusion] += 1
+            records.append(record)
+        with self.summary.lock:
+            self.summary.runs += 1
+            self.summary.jobs += len(jobs)
+            self.summary.skipped_jobs += skipped
+            self.summary.unfinished_jobs += unfinished
+            self.summary.anomalies.merge(anomalies)
+            self.summary.odd_conclusions.update(odd)
+        return RunResult(run, tuple(jobs), tuple(records), classifications)
+
+    # ------------------------------------------------------------------ all runs
+
+    def runs(self) -> Iterator[Run]:
+        opts = self.options
+        for repo in opts.repos:
+            workflow_ids: list[int] | None = None
+            if opts.workflows:
+                workflow_ids = [
+                    wid for wid, _ in self.source.workflow_ids(repo, list(opts.workflows))
+                ]
+            listed = self.source.runs(
+                repo,
+                opts.since,
+                opts.until,
+                branches=list(opts.branches) or None,
+                workflows=workflow_ids,
+                event=opts.event,
+                latest=opts.latest,
+            )
+            yield from listed
+
+    def results(self) -> Iterator[RunResult]:
+        """Each run's result, in listing order, computed `concurrency` runs at a time."""
+        width = max(1, self.options.concurrency)
+        pending: deque[Future[RunResult]] = deque()
+        with ThreadPoolExecutor(max_workers=width, thread_name_prefix="multivac") as pool:
+            try:
+                for run in self.runs():
+                    pending.append(pool.submit(self.process_run, run))
+                    self.on_total(1)
+                    while len(pending) >= width * 2:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+            finally:
+                for future in pending:
+                    future.cancel()
+
+    def run(self, sink: Sink, on_result: Callable[[RunResult], Any] | None = None) -> Summary:
+        for result in self.results():
+            if result.records:
+                sink.write(result.records)
+                with self.summary.lock:
+                    self.summary.measurements.update(r.measurement for r in result.records)
+            if on_result is not None:
+                on_result(result)
+            self.progress(1)
+        return self.summary
+
+
+__all__ = ["CANCELLED", "GatherOptions", "Gatherer", "RunResult", "Summary", "flaky_job_ids"]

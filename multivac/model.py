@@ -1,0 +1,322 @@
+"""The data that flows between stages, and the one definition of the record schema.
+
+GitHub payloads become `Run`, `Job` and `Step` in github.py; `build_record` turns a job
+(plus its classification) into the `JobRecord` that every sink writes. Durations,
+platform and measurement are computed here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+SUCCESS = "successful_jobs"
+CANCELLED = "cancelled"
+UNKNOWN_FAILURE = "unknown_failure"
+LOG_UNAVAILABLE = "log_unavailable"
+TIMEOUT = "timeout"
+
+#: conclusions whose jobs are classified by their log (and annotations)
+FAILED_CONCLUSIONS = frozenset({"failure", "timed_out", "startup_failure"})
+
+TAG_KEYS: tuple[str, ...] = (
+    "repository",
+    "workflow",
+    "job_name",
+    "job_id",
+    "run_id",
+    "run_attempt",
+    "branch",
+    "commit_sha",
+    "platform",
+    "status",
+    "runner_label",
+    "flaky",
+)
+#: tags that --lean-tags turns into fields, to keep the series count flat
+LEAN_KEYS: tuple[str, ...] = ("job_id", "run_id", "run_attempt", "commit_sha")
+FIELD_KEYS: tuple[str, ...] = (
+    "queued_s",
+    "in_progress_s",
+    "html_url",
+    "runner_name",
+    "failure_step",
+    "rule",
+    "evidence",
+)
+_INT_LEAN_KEYS = frozenset({"job_id", "run_id", "run_attempt"})
+MAX_STRING = 4096
+
+
+@dataclass(frozen=True)
+class Step:
+    number: int
+    name: str
+    conclusion: str | None
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    repository: str
+    workflow: str
+    workflow_path: str
+    run_attempt: int
+    branch: str
+    commit_sha: str
+    event: str
+    status: str
+    conclusion: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    html_url: str
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    run_id: int
+    run_attempt: int
+    name: str
+    status: str
+    conclusion: str | None
+    created_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    labels: tuple[str, ...]
+    runner_name: str
+    html_url: str
+    steps: tuple[Step, ...] = ()
+    workflow: str = ""
+    branch: str = ""
+    commit_sha: str = ""
+
+    @property
+    def failed_step(self) -> Step | None:
+        for step in self.steps:
+            if step.conclusion in ("failure", "timed_out", "cancelled"):
+                return step
+        return None
+
+
+@dataclass(frozen=True)
+class Classification:
+    """Why a job failed, as found by classify.py or from annotations."""
+
+    type: str
+    rule: str
+    step: str | None
+    line_number: int | None
+    evidence: str
+    excerpt: str = ""
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One job attempt, ready for any sink: measurement, tags, fields, time."""
+
+    measurement: str
+    time_ns: int
+    tags: Mapping[str, str]
+    fields: Mapping[str, float | int | str]
+
+    def row(self, lean: bool) -> dict[str, Any]:
+        """Every schema column (absent ones as None), for the tabular formats."""
+        out: dict[str, Any] = {
+            "time": format_time_ns(self.time_ns),
+            "measurement": self.measurement,
+        }
+        tag_keys, field_keys = columns(lean)
+        for key in tag_keys:
+            out[key] = self.tags.get(key)
+        for key in field_keys:
+            out[key] = self.fields.get(key)
+        return out
+
+
+def columns(lean: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(tag keys, field keys) in column order."""
+    if not lean:
+        return TAG_KEYS, FIELD_KEYS
+    tags = tuple(k for k in TAG_KEYS if k not in LEAN_KEYS)
+    return tags, LEAN_KEYS + FIELD_KEYS
+
+
+def format_time_ns(ns: int) -> str:
+    seconds, frac = divmod(ns, 1_000_000_000)
+    base = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{frac:09d}Z" if frac else f"{base}Z"
+
+
+def to_ns(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+
+
+def clean(text: str | None, limit: int = MAX_STRING) -> str:
+    """One printable line: control characters (newlines included) become spaces."""
+    if not text:
+        return ""
+    text = _CONTROL.sub(" ", text).strip()
+    return text[:limit]
+
+
+# ---------------------------------------------------------------------------- platform
+
+
+@cache
+def _label_table() -> dict[str, Any]:
+    raw = resources.files("multivac").joinpath("data/runner_labels.json").read_text("utf-8")
+    table: dict[str, Any] = json.loads(raw)
+    return table
+
+
+def platform(labels: tuple[str, ...] | list[str]) -> str:
+    """`linux`, `macos` or `windows`, with `-arch` when the labels tell it, else `unknown`."""
+    table = _label_table()
+    lowered = [label.strip().lower() for label in labels if label and label.strip()]
+    for label in lowered:
+        for pattern, os_name, arch in table["hosted"]:
+            if fnmatch.fnmatchcase(label, pattern):
+                return f"{os_name}-{arch}"
+    os_found = next((table["os"][lb] for lb in lowered if lb in table["os"]), None)
+    arch_found = next((table["arch"][lb] for lb in lowered if lb in table["arch"]), None)
+    if os_found is None:
+        return "unknown"
+    return f"{os_found}-{arch_found}" if arch_found else os_found
+
+
+# ---------------------------------------------------------------------------- records
+
+
+@dataclass
+class Anomalies:
+    """Oddities met while building records, reported in the end-of-run summary."""
+
+    clamped: int = 0
+    missing_times: int = 0
+    never_started: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def merge(self, other: Anomalies) -> None:
+        self.clamped += other.clamped
+        self.missing_times += other.missing_times
+        self.never_started += other.never_started
+
+
+def measurement_for(job: Job, classification: Classification | None) -> str | None:
+    """The measurement a job is keyed by; None for jobs left out (skipped, unfinished)."""
+    conclusion = job.conclusion
+    if conclusion == "skipped" or job.status != "completed" or conclusion is None:
+        return None
+    if conclusion == "success":
+        return SUCCESS
+    if conclusion == "cancelled":
+        # a job past its timeout-minutes is reported cancelled; its annotation says so
+        if classification is not None and classification.type == TIMEOUT:
+            return TIMEOUT
+        return CANCELLED
+    if conclusion in FAILED_CONCLUSIONS:
+        return classification.type if classification is not None else UNKNOWN_FAILURE
+    # neutral, action_required, stale and future conclusions keep their own name
+    return clean(conclusion, 64) or None
+
+
+def _seconds(end: datetime | None, start: datetime | None) -> float | None:
+    if end is None or start is None:
+        return None
+    return (end - start).total_seconds()
+
+
+def build_record(
+    run: Run,
+    job: Job,
+    classification: Classification | None,
+    *,
+    lean: bool = False,
+    flaky: bool = False,
+    anomalies: Anomalies | None = None,
+) -> JobRecord | None:
+    """The record of one job attempt, or None when the job is left out."""
+    anomalies = anomalies if anomalies is not None else Anomalies()
+    measurement = measurement_for(job, classification)
+    if measurement is None:
+        return None
+
+    queued_at = job.created_at or job.started_at or run.created_at
+    if queued_at is None:
+        anomalies.missing_times += 1
+        return None
+    if job.created_at is None:
+        anomalies.missing_times += 1
+
+    fields: dict[str, float | int | str] = {}
+    queued = _seconds(job.started_at, job.created_at)
+    running = _seconds(job.completed_at, job.started_at)
+    if job.started_at is None:
+        anomalies.never_started += 1
+    for key, value in (("queued_s", queued), ("in_progress_s", running)):
+        if value is None:
+            continue
+        if value < 0:
+            anomalies.clamped += 1
+            value = 0.0
+        fields[key] = float(value)
+
+    html_url = job.html_url or run.html_url
+    fields["html_url"] = (
+        clean(html_url) or f"https://github.com/{run.repository}/actions/runs/{run.id}"
+    )
+    if job.runner_name:
+        fields["runner_name"] = clean(job.runner_name)
+    if classification is not None and measurement not in (SUCCESS, CANCELLED):
+        step = classification.step or (job.failed_step.name if job.failed_step else "")
+        if step:
+            fields["failure_step"] = clean(step)
+        fields["rule"] = clean(classification.rule)
+        if classification.evidence:
+            fields["evidence"] = clean(classification.evidence)
+    elif measurement not in (SUCCESS, CANCELLED) and job.failed_step is not None:
+        fields["failure_step"] = clean(job.failed_step.name)
+
+    tags: dict[str, str] = {
+        "repository": run.repository,
+        "workflow": run.workflow or job.workflow,
+        "job_name": job.name,
+        "job_id": str(job.id),
+        "run_id": str(run.id),
+        "run_attempt": str(job.run_attempt or run.run_attempt),
+        "branch": run.branch or job.branch,
+        "commit_sha": run.commit_sha or job.commit_sha,
+        "platform": platform(job.labels),
+        "status": job.conclusion or "",
+        "runner_label": ",".join(job.labels),
+    }
+    if flaky:
+        tags["flaky"] = "true"
+    tags = {key: clean(value, 256) for key, value in tags.items()}
+    tags = {key: value for key, value in tags.items() if value}
+
+    time_ns = to_ns(queued_at)
+    if lean:
+        for key in LEAN_KEYS:
+            moved = tags.pop(key, None)
+            if moved is None:
+                continue
+            fields[key] = int(moved) if key in _INT_LEAN_KEYS and moved.isdigit() else moved
+        # without the ids as tags two jobs queued in the same second would be one point:
+        # a sub-second offset from the job id keeps them apart (GitHub times are whole seconds)
+        time_ns += job.id % 1_000_000_000
+    return JobRecord(measurement=measurement, time_ns=time_ns, tags=tags, fields=fields)

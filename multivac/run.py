@@ -1,0 +1,315 @@
+"""One function per command: builds the pipeline from resolved settings and runs it.
+
+cli.py stays free of business logic; this module wires source, classifier, sink and
+store together and prints progress and the summary to the stderr console.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from multivac.config import (
+    Environment,
+    InfluxSettings,
+    github_settings,
+    influx_settings,
+    parse_moment,
+    parse_window,
+    repositories,
+    state_dir,
+)
+from multivac.errors import ConfigError, GitHubError, MultivacError
+from multivac.gather import Gatherer, GatherOptions, Summary
+from multivac.github import GitHubSource, RateLimitStop, RequestStats, RetryPolicy
+from multivac.sinks import Format, build_sink
+from multivac.sinks.influx import InfluxSink
+
+EXIT_RATE_LIMIT = 3
+
+
+@dataclass
+class GatherRequest:
+    repos: list[str]
+    since: str | None
+    until: str | None
+    latest: int | None
+    branches: list[str]
+    workflows: list[str]
+    event: str | None
+    fmt: Format
+    output: Path | None
+    lean: bool
+    create_bucket: bool
+    rules: list[str]
+    fetch_logs: bool
+    concurrency: int
+    max_wait: str
+    state_dir: Path | None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def _seconds(text: str, option: str) -> float:
+    from datetime import UTC, datetime
+
+    now = datetime(2000, 1, 1, tzinfo=UTC)
+    try:
+        moment = parse_moment(text, option, now)
+    except ConfigError:
+        raise ConfigError(f"{option} {text!r} is not a duration like 15m, 1h or 90s.") from None
+    seconds = (now - moment).total_seconds()
+    if seconds < 0:
+        raise ConfigError(f"{option} {text!r} is not a duration like 15m, 1h or 90s.")
+    return seconds
+
+
+def policy_from_env(env: Environment, max_wait: float) -> RetryPolicy:
+    """Retry timings; the MULTIVAC_RETRY_* variables exist for tests and impatient users."""
+    policy = RetryPolicy(max_wait=max_wait)
+    for name, attr in (
+        ("MULTIVAC_RETRY_BASE", "base"),
+        ("MULTIVAC_RETRY_CAP", "cap"),
+        ("MULTIVAC_SECONDARY_WAIT", "secondary_wait"),
+        ("MULTIVAC_HTTP_TIMEOUT", "timeout"),
+    ):
+        found = env.lookup(name)
+        if found is None:
+            continue
+        try:
+            setattr(policy, attr, float(found.value))
+        except ValueError:
+            raise ConfigError(f"{name} must be a number of seconds, got {found.value!r}.") from None
+    return policy
+
+
+def _describe(summary: Summary, stats: RequestStats, influx_note: str | None) -> str:
+    parts = [
+        f"{summary.runs} runs, {summary.jobs} jobs, {summary.records} records",
+    ]
+    if summary.measurements:
+        by = ", ".join(f"{name} {count}" for name, count in summary.measurements.most_common())
+        parts[0] += f" ({by})"
+    requests = f"{stats.requests} requests"
+    if stats.not_modified:
+        requests += f" ({stats.not_modified} not modified)"
+    if stats.log_downloads:
+        requests += f", {stats.log_downloads} log downloads"
+    budget = stats.budget
+    if budget.remaining is not None:
+        used = (
+            (budget.first_remaining - budget.remaining) if budget.first_remaining is not None else 0
+        )
+        requests += f"; API budget: {max(used, 0)} used, {budget.remaining} left"
+        if budget.limit:
+            requests += f" of {budget.limit}"
+    parts.append(requests)
+    notes: list[str] = []
+    anomalies = summary.anomalies
+    if anomalies.clamped:
+        notes.append(f"{anomalies.clamped} negative durations clamped to 0")
+    if summary.skipped_jobs:
+        notes.append(f"{summary.skipped_jobs} skipped jobs left out")
+    if summary.unfinished_jobs:
+        notes.append(f"{summary.unfinished_jobs} unfinished jobs left out")
+    if anomalies.missing_times:
+        notes.append(f"{anomalies.missing_times} jobs with missing timestamps")
+    if summary.vanished_runs:
+        notes.append(f"{summary.vanished_runs} runs deleted while gathering")
+    if summary.logs_unavailable:
+        notes.append(f"{summary.logs_unavailable} logs unavailable")
+    for conclusion, count in summary.odd_conclusions.items():
+        notes.append(f"{count} jobs concluded {conclusion}")
+    if stats.retries:
+        notes.append(f"{stats.retries} retries")
+    if stats.waited_s >= 1:
+        notes.append(f"{stats.waited_s:.0f}s waited on GitHub")
+    if influx_note:
+        notes.append(influx_note)
+    line = "gathered " + "; ".join(parts)
+    if notes:
+        line += "; " + ", ".join(notes)
+    return line + "."
+
+
+def gather(request: GatherRequest, env: Environment, console: Console) -> int:
+    """Run a gather; returns the exit code. Raises MultivacError for bad settings."""
+    window = parse_window(
+        request.since if request.since or not request.latest else None,
+        request.until,
+    )
+    since = window.since if (request.since or not request.latest) else None
+    repos = repositories(request.repos, env)
+    settings = github_settings(env)
+    max_wait = _seconds(request.max_wait, "--max-wait")
+    influx: InfluxSettings | None = None
+    if request.fmt is Format.influxdb:
+        influx = influx_settings(env)
+    catalog = None
+    if request.fetch_logs:
+        from multivac.classify import load_catalog
+
+        catalog = load_catalog(request.rules)
+    root = state_dir(str(request.state_dir) if request.state_dir else None, env)
+
+    def notify(message: str) -> None:
+        console.print(message, markup=False)
+
+    stats = RequestStats()
+    source = GitHubSource(
+        settings, policy=policy_from_env(env, max_wait), notify=notify, stats=stats
+    )
+    options = GatherOptions(
+        repos=tuple(repos),
+        since=since,
+        until=window.until,
+        latest=request.latest,
+        branches=tuple(request.branches),
+        workflows=tuple(request.workflows),
+        event=request.event,
+        lean=request.lean,
+        concurrency=request.concurrency,
+        fetch_logs=request.fetch_logs,
+    )
+    show_progress = console.is_terminal and not request.extra.get("quiet")
+    progress = Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not show_progress,
+    )
+    task = progress.add_task("runs", total=0)
+    gatherer = Gatherer(
+        source,
+        options,
+        catalog,
+        progress=lambda n: progress.advance(task, n),
+        on_total=lambda n: progress.update(task, total=(progress.tasks[0].total or 0) + n),
+    )
+    code = 0
+    influx_note: str | None = None
+    with ExitStack() as stack:
+        sink = build_sink(
+            request.fmt,
+            stack=stack,
+            output=request.output,
+            lean=request.lean,
+            influx=influx,
+            spool_dir=root / "spool",
+            create_bucket=request.create_bucket,
+        )
+        influx_sink = sink if isinstance(sink, InfluxSink) else None
+        if influx_sink is not None:
+            delivered = influx_sink.replay()
+            if delivered:
+                notify(f"delivered {delivered} spooled points to InfluxDB first.")
+        try:
+            for repo in repos:
+                source.check_repo(repo)
+            with progress:
+                gatherer.run(sink)
+        except RateLimitStop as exc:
+            console.print(f"error: {exc}", markup=False)
+            code = EXIT_RATE_LIMIT
+        except (GitHubError, MultivacError) as exc:
+            console.print(f"error: {exc}", markup=False)
+            code = exc.exit_code if isinstance(exc, MultivacError) else 1
+        except KeyboardInterrupt:
+            console.print("interrupted; the records gathered so far were written.", markup=False)
+            code = 130
+        finally:
+            sink.close()
+        if influx_sink is not None:
+            failure = influx_sink.failure
+            istats = influx_sink.stats
+            influx_note = f"{istats.written} points written to InfluxDB"
+            if istats.spooled:
+                influx_note += f", {istats.spooled} spooled to {root / 'spool'}"
+            if istats.rejected:
+                influx_note += f", {istats.rejected} rejected"
+            if failure:
+                console.print(f"error: {failure}", markup=False)
+                if istats.spooled:
+                    console.print(
+                        "the spooled points are delivered by the next gather or `multivac replay`.",
+                        markup=False,
+                    )
+                code = code or 1
+    for lost in source.truncated_windows:
+        console.print(f"warning: {lost}", markup=False)
+    console.print(_describe(gatherer.summary, stats, influx_note), markup=False)
+    return code
+
+
+# ---------------------------------------------------------------------------- classify
+
+
+def classify_files(paths: list[Path], rules: list[str], as_json: bool, console: Console) -> int:
+    from multivac.classify import classify_file, load_catalog
+
+    catalog = load_catalog(rules)
+    results = []
+    code = 0
+    for path in paths:
+        if not path.is_file():
+            console.print(f"error: {path}: no such file.", markup=False)
+            code = 2
+            continue
+        try:
+            found = classify_file(path, catalog)
+        except OSError as exc:
+            console.print(f"error: {path}: {exc.strerror or exc}.", markup=False)
+            code = 2
+            continue
+        results.append(
+            {
+                "path": str(path),
+                "type": found.type if found else "unknown_failure",
+                "rule": found.rule if found else None,
+                "line_number": found.line_number if found else None,
+                "evidence": found.evidence if found else None,
+            }
+        )
+    if as_json:
+        sys.stdout.write(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    else:
+        for item in results:
+            sys.stdout.write(f"{item['path']}: {item['type']}\n")
+            if item["evidence"]:
+                where = f"line {item['line_number']}: " if item["line_number"] else ""
+                sys.stdout.write(f"    {where}{item['evidence']}\n")
+    return code
+
+
+def list_rules(sources: list[str]) -> None:
+    from multivac.classify import load_catalog
+
+    catalog = load_catalog(sources)
+    for rule in catalog.rules:
+        sys.stdout.write(f"{rule.priority:>4}  {rule.type:<18} {rule.id}\n")
+
+
+def check_rules(files: list[Path], console: Console) -> int:
+    from multivac.classify import check_rules_file
+
+    code = 0
+    for path in files:
+        problems = check_rules_file(str(path))
+        if problems:
+            code = 2
+            for problem in problems:
+                console.print(f"error: {problem}", markup=False)
+        else:
+            sys.stdout.write(f"{path}: ok\n")
+    return code
+
+
+__all__ = ["GatherRequest", "MultivacError", "classify_files", "gather"]

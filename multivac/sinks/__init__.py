@@ -1,0 +1,64 @@
+"""Output formats: `--format` is an enum, each value maps to one sink."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Any, BinaryIO, TextIO, cast
+
+from multivac.config import InfluxSettings
+from multivac.errors import SinkError
+from multivac.sinks.base import Sink
+
+
+class Format(StrEnum):
+    csv = "csv"
+    json = "json"
+    influxdb = "influxdb"
+    line_protocol = "line-protocol"
+
+
+def _open(output: Path | None, binary: bool, stack: ExitStack) -> IO[Any]:
+    if output is None or str(output) == "-":
+        return sys.stdout.buffer if binary else sys.stdout
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        if binary:
+            return stack.enter_context(open(output, "wb"))
+        return stack.enter_context(open(output, "w", encoding="utf-8", newline=""))
+    except OSError as exc:
+        raise SinkError(f"cannot write {output}: {exc.strerror or exc}.") from None
+
+
+def build_sink(
+    fmt: Format,
+    *,
+    stack: ExitStack,
+    output: Path | None = None,
+    lean: bool = False,
+    influx: InfluxSettings | None = None,
+    spool_dir: Path | None = None,
+    create_bucket: bool = False,
+) -> Sink:
+    """The sink for a format; files are closed by the given ExitStack."""
+    if fmt is Format.csv:
+        from multivac.sinks.csv_sink import CsvSink
+
+        return CsvSink(cast(TextIO, _open(output, False, stack)), lean=lean)
+    if fmt is Format.json:
+        from multivac.sinks.json_sink import JsonSink
+
+        return JsonSink(cast(TextIO, _open(output, False, stack)), lean=lean)
+    if fmt is Format.line_protocol:
+        from multivac.sinks.lineproto import LineProtocolSink
+
+        return LineProtocolSink(cast(BinaryIO, _open(output, True, stack)))
+    if fmt is Format.influxdb:
+        from multivac.sinks.influx import InfluxSink
+
+        if influx is None or spool_dir is None:
+            raise SinkError("--format influxdb needs the INFLUX_* settings and a state directory.")
+        return InfluxSink(influx, spool_dir, create_bucket=create_bucket)
+    raise SinkError(f"unknown format {fmt!r}.")  # pragma: no cover - the enum is exhaustive

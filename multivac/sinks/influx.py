@@ -1,0 +1,293 @@
+"""InfluxDB 2: synchronous, gzip'd writes in chunks, with a durable spool.
+
+influxdb-client's default batching writer flushes from a background thread and can
+drop points at exit, so every chunk is written synchronously and its outcome known.
+A chunk the server cannot take right now (down, slow, 5xx, 429) goes to the spool:
+line protocol files in the state directory, fsync'd before they count as written,
+delivered first by the next gather or by `multivac replay`. A chunk the server
+rejects (4xx: bad data) is set aside in `spool/rejected/` with the server's message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from multivac.config import InfluxSettings, redact
+from multivac.errors import SinkError
+from multivac.model import JobRecord
+from multivac.sinks.lineproto import to_line
+
+CHUNK = 5000
+RETRYABLE = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass
+class InfluxStats:
+    written: int = 0
+    spooled: int = 0
+    replayed: int = 0
+    rejected: int = 0
+    messages: list[str] = field(default_factory=list)
+
+
+class WriteFailed(Exception):
+    def __init__(self, status: int | None, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _server_message(body: object) -> str:
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text.strip()[:500]
+    if isinstance(data, dict):
+        for key in ("message", "error"):
+            if data.get(key):
+                return str(data[key])[:500]
+    return text.strip()[:500]
+
+
+class InfluxWriter:
+    """Owns the client; writes one chunk of lines or raises WriteFailed."""
+
+    def __init__(self, settings: InfluxSettings, timeout_s: float = 30.0) -> None:
+        from influxdb_client.client.influxdb_client import InfluxDBClient
+        from influxdb_client.client.write_api import SYNCHRONOUS
+
+        self.settings = settings
+        self._client = InfluxDBClient(
+            url=settings.url,
+            token=settings.token.reveal(),
+            org=settings.org,
+            timeout=int(timeout_s * 1000),
+            enable_gzip=True,
+            retries=False,
+        )
+        self._api = self._client.write_api(write_options=SYNCHRONOUS)
+
+    def write(self, lines: list[str]) -> None:
+        from influxdb_client.domain.write_precision import WritePrecision
+        from influxdb_client.rest import ApiException
+
+        try:
+            self._api.write(
+                bucket=self.settings.bucket,
+                org=self.settings.org,
+                record=lines,
+                write_precision=WritePrecision.NS,  # type: ignore[arg-type]
+            )
+        except ApiException as exc:
+            raise WriteFailed(exc.status, redact(_server_message(exc.body) or exc.reason)) from None
+        except Exception as exc:  # urllib3 connection errors, timeouts, DNS
+            raise WriteFailed(None, redact(f"{type(exc).__name__}: {exc}")) from None
+
+    def ensure_bucket(self) -> bool:
+        """Create the bucket when missing; True when it was created."""
+        from influxdb_client.rest import ApiException
+
+        try:
+            api = self._client.buckets_api()
+            if api.find_bucket_by_name(self.settings.bucket) is not None:
+                return False
+            api.create_bucket(bucket_name=self.settings.bucket, org=self.settings.org)
+            return True
+        except ApiException as exc:
+            raise SinkError(
+                f"cannot create InfluxDB bucket {self.settings.bucket!r} "
+                f"(HTTP {exc.status}): {redact(_server_message(exc.body) or str(exc.reason))}"
+            ) from None
+        except Exception as exc:
+            raise SinkError(
+                f"cannot reach InfluxDB at {self.settings.url} to create the bucket "
+                f"({type(exc).__name__})."
+            ) from None
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class Spool:
+    """Line protocol files waiting for delivery; a file counts once it is fsync'd."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.rejected = directory / "rejected"
+
+    def _fsync_write(self, path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def add(self, lines: list[str]) -> Path:
+        name = f"{time.time_ns():020d}-{os.getpid()}.lp"
+        path = self.directory / name
+        self._fsync_write(path, ("\n".join(lines) + "\n").encode("utf-8"))
+        return path
+
+    def reject(self, path: Path, message: str) -> Path:
+        target = self.rejected / path.name
+        self.rejected.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+        self._fsync_write(target.with_suffix(".error.txt"), (message + "\n").encode("utf-8"))
+        return target
+
+    def pending(self) -> list[Path]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(self.directory.glob("*.lp"))
+
+    @staticmethod
+    def read(path: Path) -> list[str]:
+        return [line for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def _chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class InfluxSink:
+    """Sink for --format influxdb."""
+
+    def __init__(
+        self,
+        settings: InfluxSettings,
+        spool_dir: Path,
+        *,
+        create_bucket: bool = False,
+        chunk_size: int = CHUNK,
+        attempts: int = 3,
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.settings = settings
+        self.writer = InfluxWriter(settings, timeout_s=timeout_s)
+        self.spool = Spool(spool_dir)
+        self.stats = InfluxStats()
+        self.chunk_size = chunk_size
+        self.attempts = attempts
+        self._down = False  # once the server failed, later chunks go straight to the spool
+        self._fatal: str | None = None
+        if create_bucket:
+            self.writer.ensure_bucket()
+
+    def _deliver(self, lines: list[str]) -> None:
+        """Write with retries; raise WriteFailed when it must not be retried now."""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                self.writer.write(lines)
+                return
+            except WriteFailed as exc:
+                if exc.status is not None and exc.status not in RETRYABLE:
+                    raise
+                if attempt == self.attempts:
+                    raise
+                time.sleep(min(8.0, 0.5 * 2 ** (attempt - 1)))
+
+    def replay(self) -> int:
+        """Deliver spooled files, oldest first; returns the number of points delivered."""
+        delivered = 0
+        for path in self.spool.pending():
+            lines = self.spool.read(path)
+            try:
+                self._deliver(lines)
+            except WriteFailed as exc:
+                if (
+                    exc.status is not None
+                    and 400 <= exc.status < 500
+                    and exc.status
+                    not in (
+                        401,
+                        403,
+                        404,
+                        429,
+                    )
+                ):
+                    self.spool.reject(path, f"HTTP {exc.status}: {exc.message}")
+                    self.stats.rejected += len(lines)
+                    self.stats.messages.append(
+                        f"InfluxDB rejected {len(lines)} spooled points (HTTP {exc.status}): "
+                        f"{exc.message}; set aside in {self.spool.rejected}."
+                    )
+                    continue
+                self._down = True
+                self._remember(exc)
+                break
+            path.unlink()
+            delivered += len(lines)
+        self.stats.replayed += delivered
+        return delivered
+
+    def _remember(self, exc: WriteFailed) -> None:
+        where = f"HTTP {exc.status}" if exc.status else "unreachable"
+        self._fatal = (
+            f"InfluxDB at {self.settings.url} did not take the points ({where}): {exc.message}"
+        )
+
+    def write(self, records: Iterable[JobRecord]) -> None:
+        lines = [line for line in (to_line(r) for r in records) if line]
+        for chunk in _chunks(lines, self.chunk_size):
+            if self._down:
+                self.spool.add(chunk)
+                self.stats.spooled += len(chunk)
+                continue
+            try:
+                self._deliver(chunk)
+                self.stats.written += len(chunk)
+            except WriteFailed as exc:
+                path = self.spool.add(chunk)
+                if (
+                    exc.status is not None
+                    and 400 <= exc.status < 500
+                    and exc.status
+                    not in (
+                        401,
+                        403,
+                        404,
+                        429,
+                    )
+                ):
+                    self.spool.reject(path, f"HTTP {exc.status}: {exc.message}")
+                    self.stats.rejected += len(chunk)
+                    self.stats.messages.append(
+                        f"InfluxDB rejected {len(chunk)} points (HTTP {exc.status}): "
+                        f"{exc.message}; set aside in {self.spool.rejected}."
+                    )
+                    continue
+                self.stats.spooled += len(chunk)
+                self._down = True
+                self._remember(exc)
+
+    def close(self) -> None:
+        self.writer.close()
+
+    @property
+    def failure(self) -> str | None:
+        """Why points were spooled or rejected instead of written, for the exit code."""
+        if self._fatal:
+            return self._fatal
+        if self.stats.messages:
+            return self.stats.messages[0]
+        return None
