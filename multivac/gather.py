@@ -20,6 +20,7 @@ from multivac.model import (
     CANCELLED,
     FAILED_CONCLUSIONS,
     LOG_UNAVAILABLE,
+    UNKNOWN_FAILURE,
     Anomalies,
     Classification,
     Job,
@@ -31,6 +32,7 @@ from multivac.sinks.base import Sink
 
 if TYPE_CHECKING:
     from multivac.classify import Catalog
+    from multivac.store import Store
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class Summary:
     skipped_jobs: int = 0
     unfinished_jobs: int = 0
     vanished_runs: int = 0
+    unchanged_runs: int = 0
     logs_unavailable: int = 0
     log_errors: int = 0
     measurements: Counter[str] = field(default_factory=Counter)
@@ -73,6 +76,7 @@ class RunResult:
     records: tuple[JobRecord, ...]
     classifications: dict[int, Classification]
     vanished: bool = False
+    fetched: bool = True  # False when it came from the store unchanged
 
 
 Progress = Callable[[int], None]
@@ -100,7 +104,9 @@ class Gatherer:
         *,
         progress: Progress | None = None,
         on_total: Callable[[int], None] | None = None,
+        store: Store | None = None,
     ) -> None:
+        self.store = store
         self.source = source
         self.options = options
         self.catalog = catalog
@@ -111,15 +117,17 @@ class Gatherer:
     # ------------------------------------------------------------------ classification
 
     def _classify(self, repo: str, job: Job) -> Classification | None:
+        """Why a failed or cancelled job ended; a placeholder when nothing tells."""
         if self.catalog is None or not self.options.fetch_logs:
             return None
         from multivac import classify
 
         if job.conclusion == "cancelled":
             # a job past timeout-minutes is reported cancelled: only annotations tell
-            return classify.classify_annotations(
+            cause = classify.classify_annotations(
                 self.source.annotations(repo, job.id), self.catalog
             )
+            return cause or Classification(CANCELLED, "", None, None, "")
         if job.conclusion not in FAILED_CONCLUSIONS:
             return None
         found: Classification | None = None
@@ -155,16 +163,31 @@ class Gatherer:
             return Classification(
                 LOG_UNAVAILABLE, LOG_UNAVAILABLE, failed.name if failed else None, None, ""
             )
+        if found is None:
+            failed = job.failed_step
+            return Classification(UNKNOWN_FAILURE, "", failed.name if failed else None, None, "")
         return found
 
     # ------------------------------------------------------------------ one run
 
-    def process_run(self, run: Run) -> RunResult:
+    def process_run(self, run: Run, previous: dict[int, Classification] | None = None) -> RunResult:
+        """Fetch a run's jobs (and new failures' logs) and build its records."""
         jobs = self.source.jobs(run.repository, run.id)
         if jobs is None:
             with self.summary.lock:
                 self.summary.vanished_runs += 1
             return RunResult(run, (), (), {}, vanished=True)
+        return self.build(run, jobs, previous or {}, fetched=True)
+
+    def build(
+        self,
+        run: Run,
+        jobs: list[Job],
+        previous: dict[int, Classification],
+        *,
+        fetched: bool,
+    ) -> RunResult:
+        """Records of a run's jobs; classifies the jobs `previous` does not know yet."""
         flaky = flaky_job_ids(jobs)
         records: list[JobRecord] = []
         classifications: dict[int, Classification] = {}
@@ -178,7 +201,12 @@ class Gatherer:
             if job.status != "completed" or job.conclusion is None:
                 unfinished += 1
                 continue
-            classification = self._classify(run.repository, job)
+            if job.id in previous:
+                classification: Classification | None = previous[job.id]
+            elif fetched:
+                classification = self._classify(run.repository, job)
+            else:
+                classification = None
             if classification is not None:
                 classifications[job.id] = classification
             record = build_record(
@@ -201,7 +229,7 @@ class Gatherer:
             self.summary.unfinished_jobs += unfinished
             self.summary.anomalies.merge(anomalies)
             self.summary.odd_conclusions.update(odd)
-        return RunResult(run, tuple(jobs), tuple(records), classifications)
+        return RunResult(run, tuple(jobs), tuple(records), classifications, fetched=fetched)
 
     # ------------------------------------------------------------------ all runs
 
@@ -228,10 +256,18 @@ class Gatherer:
         """Each run's result, in listing order, computed `concurrency` runs at a time."""
         width = max(1, self.options.concurrency)
         pending: deque[Future[RunResult]] = deque()
+        store = self.store
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="multivac") as pool:
             try:
                 for run in self.runs():
-                    pending.append(pool.submit(self.process_run, run))
+                    known = store.known_run(run) if store is not None else None
+                    if known is not None:
+                        done: Future[RunResult] = Future()
+                        done.set_result(self.build(run, known[0], known[1], fetched=False))
+                        pending.append(done)
+                    else:
+                        previous = store.classifications_of(run.id) if store is not None else {}
+                        pending.append(pool.submit(self.process_run, run, previous))
                     self.on_total(1)
                     while len(pending) >= width * 2:
                         yield pending.popleft().result()
@@ -242,11 +278,27 @@ class Gatherer:
                     future.cancel()
 
     def run(self, sink: Sink, on_result: Callable[[RunResult], Any] | None = None) -> Summary:
+        """Write each run's records, then remember the run: a kill between the two only
+        means the run is fetched and written again (points are idempotent)."""
         for result in self.results():
             if result.records:
                 sink.write(result.records)
                 with self.summary.lock:
                     self.summary.measurements.update(r.measurement for r in result.records)
+            if self.store is not None and result.fetched and not result.vanished:
+                self.store.save_run(result.run, result.jobs, result.classifications)
+            if self.store is not None and result.records:
+                self.store.note_emitted(
+                    (
+                        int(r.tags.get("job_id") or r.fields.get("job_id") or 0),
+                        r.measurement,
+                        r.time_ns,
+                    )
+                    for r in result.records
+                )
+            if not result.fetched:
+                with self.summary.lock:
+                    self.summary.unchanged_runs += 1
             if on_result is not None:
                 on_result(result)
             self.progress(1)

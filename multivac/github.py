@@ -33,6 +33,8 @@ RUN_CAP = 1000  # a filtered run listing shows at most this many runs
 PER_PAGE = 100
 EARLIEST = datetime(2018, 1, 1, tzinfo=UTC)  # before GitHub Actions existed
 USER_AGENT = f"multivac/{__version__}"
+# list pages that may be cached (all fetched from the calling thread)
+CACHED_KINDS = frozenset({"runs", "workflows", "repos", "repo"})
 
 
 class RateLimitStop(GitHubError):
@@ -389,10 +391,11 @@ class GitHubSource:
         self._sleep(wait)
 
     def _get(self, kind: str, url: str, params: dict[str, Any] | None = None) -> tuple[Any, Any]:
-        key = url + (
-            "?" + "&".join(f"{k}={v}" for k, v in sorted(params.items())) if params else ""
-        )
-        cached = self.cache.get_page(key) if self.cache is not None else None
+        """GET a JSON page; run-list pages go through the ETag cache (main thread only)."""
+        cache = self.cache if kind in CACHED_KINDS else None
+        query = "&".join(f"{k}={v}" for k, v in sorted(params.items())) if params else ""
+        key = f"{url}?{query}" if query else url
+        cached = cache.get_page(key) if cache is not None else None
         extra = {"If-None-Match": cached[0]} if cached else None
 
         def send(client: Github) -> tuple[dict[str, Any], Any]:
@@ -402,13 +405,16 @@ class GitHubSource:
             return result
 
         headers, data = self._call(kind, send)
-        if cached is not None and data is None and _header(headers, "etag") in (None, cached[0]):
+        if cached is not None and data is None:
+            # 304 Not Modified: GitHub does not count it against the rate limit
             with self.stats.lock:
                 self.stats.not_modified += 1
-            return headers, cached[1]
+            body = cached[1]
+            headers = {**headers, "link": body.get("link") or ""}
+            return headers, body.get("data")
         etag = _header(headers, "etag")
-        if self.cache is not None and etag:
-            self.cache.put_page(key, etag, data)
+        if cache is not None and etag:
+            cache.put_page(key, etag, {"data": data, "link": _header(headers, "link") or ""})
         return headers, data
 
     def _pages(

@@ -285,7 +285,8 @@ def build_record(
         step = classification.step or (job.failed_step.name if job.failed_step else "")
         if step:
             fields["failure_step"] = clean(step)
-        fields["rule"] = clean(classification.rule)
+        if classification.rule:
+            fields["rule"] = clean(classification.rule)
         if classification.evidence:
             fields["evidence"] = clean(classification.evidence)
     elif measurement not in (SUCCESS, CANCELLED) and job.failed_step is not None:

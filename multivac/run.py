@@ -30,6 +30,7 @@ from multivac.gather import Gatherer, GatherOptions, Summary
 from multivac.github import GitHubSource, RateLimitStop, RequestStats, RetryPolicy
 from multivac.sinks import Format, build_sink
 from multivac.sinks.influx import InfluxSink
+from multivac.store import Store
 
 EXIT_RATE_LIMIT = 3
 
@@ -102,10 +103,8 @@ def _describe(summary: Summary, stats: RequestStats, influx_note: str | None) ->
         requests += f", {stats.log_downloads} log downloads"
     budget = stats.budget
     if budget.remaining is not None:
-        used = (
-            (budget.first_remaining - budget.remaining) if budget.first_remaining is not None else 0
-        )
-        requests += f"; API budget: {max(used, 0)} used, {budget.remaining} left"
+        used = stats.requests - stats.not_modified  # GitHub does not count a 304
+        requests += f"; API budget: {used} used, {budget.remaining} left"
         if budget.limit:
             requests += f" of {budget.limit}"
     parts.append(requests)
@@ -119,6 +118,8 @@ def _describe(summary: Summary, stats: RequestStats, influx_note: str | None) ->
         notes.append(f"{summary.unfinished_jobs} unfinished jobs left out")
     if anomalies.missing_times:
         notes.append(f"{anomalies.missing_times} jobs with missing timestamps")
+    if summary.unchanged_runs:
+        notes.append(f"{summary.unchanged_runs} unchanged runs from the local store")
     if summary.vanished_runs:
         notes.append(f"{summary.vanished_runs} runs deleted while gathering")
     if summary.logs_unavailable:
@@ -161,8 +162,9 @@ def gather(request: GatherRequest, env: Environment, console: Console) -> int:
         console.print(message, markup=False)
 
     stats = RequestStats()
+    store = Store.open(root)
     source = GitHubSource(
-        settings, policy=policy_from_env(env, max_wait), notify=notify, stats=stats
+        settings, policy=policy_from_env(env, max_wait), notify=notify, stats=stats, cache=store
     )
     options = GatherOptions(
         repos=tuple(repos),
@@ -193,10 +195,12 @@ def gather(request: GatherRequest, env: Environment, console: Console) -> int:
         catalog,
         progress=lambda n: progress.advance(task, n),
         on_total=lambda n: progress.update(task, total=(progress.tasks[0].total or 0) + n),
+        store=store,
     )
     code = 0
     influx_note: str | None = None
     with ExitStack() as stack:
+        stack.callback(store.close)
         sink = build_sink(
             request.fmt,
             stack=stack,
@@ -216,6 +220,9 @@ def gather(request: GatherRequest, env: Environment, console: Console) -> int:
                 source.check_repo(repo)
             with progress:
                 gatherer.run(sink)
+            if since is not None and not (request.branches or request.workflows or request.event):
+                for repo in repos:
+                    store.add_coverage(repo, since, window.until)
         except RateLimitStop as exc:
             console.print(f"error: {exc}", markup=False)
             code = EXIT_RATE_LIMIT

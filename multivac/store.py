@@ -1,0 +1,412 @@
+"""The local store: SQLite in the state directory, the embedded default.
+
+It remembers what was gathered (runs, jobs, classifications with an evidence excerpt,
+the ETags of run-list pages) so that a repeated gather fetches only what is new, and so
+that stats, reports and reclassification work offline, after GitHub deleted the logs.
+Every write is an upsert on GitHub's ids; the schema can be created any number of times.
+Only the thread that opened the store uses it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from multivac.errors import StoreError
+from multivac.model import Classification, Job, Run, Step
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    repository TEXT NOT NULL,
+    workflow TEXT NOT NULL,
+    workflow_path TEXT NOT NULL,
+    run_attempt INTEGER NOT NULL,
+    branch TEXT NOT NULL,
+    commit_sha TEXT NOT NULL,
+    event TEXT NOT NULL,
+    status TEXT NOT NULL,
+    conclusion TEXT,
+    created_at TEXT,
+    updated_at TEXT,
+    html_url TEXT NOT NULL,
+    jobs_complete INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_by_repo_time ON runs (repository, created_at);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    run_attempt INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    conclusion TEXT,
+    created_at TEXT,
+    started_at TEXT,
+    completed_at TEXT,
+    labels TEXT NOT NULL,
+    runner_name TEXT NOT NULL,
+    html_url TEXT NOT NULL,
+    steps TEXT NOT NULL,
+    workflow TEXT NOT NULL,
+    branch TEXT NOT NULL,
+    commit_sha TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_run ON jobs (run_id);
+CREATE TABLE IF NOT EXISTS classifications (
+    job_id INTEGER PRIMARY KEY,
+    type TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    step TEXT,
+    line_number INTEGER,
+    evidence TEXT NOT NULL,
+    excerpt TEXT NOT NULL,
+    classified_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS emitted (
+    job_id INTEGER PRIMARY KEY,
+    measurement TEXT NOT NULL,
+    time_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pages (
+    key TEXT PRIMARY KEY,
+    etag TEXT NOT NULL,
+    data TEXT NOT NULL,
+    stored_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS coverage (
+    repository TEXT NOT NULL,
+    since TEXT NOT NULL,
+    until TEXT NOT NULL,
+    gathered_at REAL NOT NULL
+);
+"""
+
+
+def _ts(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+def _dt(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class StoredJob:
+    run: Run
+    job: Job
+    classification: Classification | None
+
+
+class Store:
+    """The SQLite store; open with `Store.open(state_dir)`."""
+
+    FILENAME = "multivac.sqlite3"
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self.db = connection
+        self.path = path
+
+    @classmethod
+    def open(cls, directory: Path) -> Store:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            path = directory / cls.FILENAME
+            connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.executescript(SCHEMA)
+            connection.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open the local store in {directory}: {exc}.") from None
+        return cls(connection, path)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _write(self, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:
+        try:
+            self.db.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write the local store {self.path}: {exc}.") from None
+
+    # ------------------------------------------------------------------ runs and jobs
+
+    def save_run(
+        self,
+        run: Run,
+        jobs: Iterable[Job],
+        classifications: dict[int, Classification],
+    ) -> None:
+        """Upsert a run with all its jobs and classifications, in one transaction."""
+        try:
+            self.db.execute("BEGIN")
+            self._write(
+                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,1) "
+                "ON CONFLICT(id) DO UPDATE SET repository=excluded.repository, "
+                "workflow=excluded.workflow, "
+                "workflow_path=excluded.workflow_path, run_attempt=excluded.run_attempt, "
+                "branch=excluded.branch, commit_sha=excluded.commit_sha, event=excluded.event, "
+                "status=excluded.status, conclusion=excluded.conclusion, "
+                "created_at=excluded.created_at, updated_at=excluded.updated_at, "
+                "html_url=excluded.html_url, jobs_complete=1",
+                [
+                    (
+                        run.id,
+                        run.repository,
+                        run.workflow,
+                        run.workflow_path,
+                        run.run_attempt,
+                        run.branch,
+                        run.commit_sha,
+                        run.event,
+                        run.status,
+                        run.conclusion,
+                        _ts(run.created_at),
+                        _ts(run.updated_at),
+                        run.html_url,
+                    )
+                ],
+            )
+            self._write(
+                "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        job.id,
+                        run.id,
+                        job.run_attempt,
+                        job.name,
+                        job.status,
+                        job.conclusion,
+                        _ts(job.created_at),
+                        _ts(job.started_at),
+                        _ts(job.completed_at),
+                        json.dumps(list(job.labels)),
+                        job.runner_name,
+                        job.html_url,
+                        json.dumps([[s.number, s.name, s.conclusion] for s in job.steps]),
+                        job.workflow,
+                        job.branch,
+                        job.commit_sha,
+                    )
+                    for job in jobs
+                ],
+            )
+            now = time.time()
+            self._write(
+                "INSERT OR REPLACE INTO classifications VALUES (?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        job_id,
+                        c.type,
+                        c.rule,
+                        c.step,
+                        c.line_number,
+                        c.evidence,
+                        c.excerpt,
+                        now,
+                    )
+                    for job_id, c in classifications.items()
+                ],
+            )
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+
+    def known_run(self, run: Run) -> tuple[list[Job], dict[int, Classification]] | None:
+        """The stored jobs of a run when nothing changed since (same attempt, same update)."""
+        row = self.db.execute(
+            "SELECT run_attempt, updated_at, jobs_complete FROM runs WHERE id = ?", (run.id,)
+        ).fetchone()
+        if row is None or not row[2]:
+            return None
+        if row[0] != run.run_attempt or row[1] != _ts(run.updated_at) or run.updated_at is None:
+            return None
+        return self.jobs_of(run.id), self.classifications_of(run.id)
+
+    def jobs_of(self, run_id: int) -> list[Job]:
+        cursor = self.db.execute("SELECT * FROM jobs WHERE run_id = ? ORDER BY rowid", (run_id,))
+        return [self._job(row) for row in cursor]
+
+    @staticmethod
+    def _job(row: tuple[Any, ...]) -> Job:
+        return Job(
+            id=row[0],
+            run_id=row[1],
+            run_attempt=row[2],
+            name=row[3],
+            status=row[4],
+            conclusion=row[5],
+            created_at=_dt(row[6]),
+            started_at=_dt(row[7]),
+            completed_at=_dt(row[8]),
+            labels=tuple(json.loads(row[9])),
+            runner_name=row[10],
+            html_url=row[11],
+            steps=tuple(Step(n, name, c) for n, name, c in json.loads(row[12])),
+            workflow=row[13],
+            branch=row[14],
+            commit_sha=row[15],
+        )
+
+    @staticmethod
+    def _run(row: tuple[Any, ...]) -> Run:
+        return Run(
+            id=row[0],
+            repository=row[1],
+            workflow=row[2],
+            workflow_path=row[3],
+            run_attempt=row[4],
+            branch=row[5],
+            commit_sha=row[6],
+            event=row[7],
+            status=row[8],
+            conclusion=row[9],
+            created_at=_dt(row[10]),
+            updated_at=_dt(row[11]),
+            html_url=row[12],
+        )
+
+    def classifications_of(self, run_id: int) -> dict[int, Classification]:
+        cursor = self.db.execute(
+            "SELECT c.job_id, c.type, c.rule, c.step, c.line_number, c.evidence, c.excerpt "
+            "FROM classifications c JOIN jobs j ON j.id = c.job_id WHERE j.run_id = ?",
+            (run_id,),
+        )
+        return {row[0]: Classification(*row[1:]) for row in cursor}
+
+    def classified(self, job_ids: Iterable[int]) -> dict[int, Classification]:
+        ids = list(job_ids)
+        found: dict[int, Classification] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            cursor = self.db.execute(
+                "SELECT job_id, type, rule, step, line_number, evidence, excerpt "
+                f"FROM classifications WHERE job_id IN ({marks})",
+                part,
+            )
+            found.update({row[0]: Classification(*row[1:]) for row in cursor})
+        return found
+
+    def set_classification(self, job_id: int, classification: Classification) -> None:
+        c = classification
+        self._write(
+            "INSERT OR REPLACE INTO classifications VALUES (?,?,?,?,?,?,?,?)",
+            [(job_id, c.type, c.rule, c.step, c.line_number, c.evidence, c.excerpt, time.time())],
+        )
+
+    def stored_jobs(
+        self, repositories: Iterable[str], since: datetime | None, until: datetime | None
+    ) -> Iterator[StoredJob]:
+        """Every stored job of runs created in the window, with its classification."""
+        repos = list(repositories)
+        clauses = []
+        params: list[Any] = []
+        if repos:
+            clauses.append(f"r.repository IN ({','.join('?' * len(repos))})")
+            params.extend(repos)
+        if since is not None:
+            clauses.append("r.created_at >= ?")
+            params.append(_ts(since))
+        if until is not None:
+            clauses.append("r.created_at <= ?")
+            params.append(_ts(until))
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        with closing(
+            self.db.execute(
+                f"SELECT r.*, j.*, c.type, c.rule, c.step, c.line_number, c.evidence, c.excerpt "
+                f"FROM runs r JOIN jobs j ON j.run_id = r.id "
+                f"LEFT JOIN classifications c ON c.job_id = j.id {where} "
+                "ORDER BY r.created_at DESC, r.id DESC, j.rowid",
+                params,
+            )
+        ) as cursor:
+            for row in cursor:
+                run = self._run(row[:13])
+                job = self._job(row[14:30])
+                cls = Classification(*row[30:]) if row[30] is not None else None
+                yield StoredJob(run, job, cls)
+
+    # ------------------------------------------------------------------ emitted points
+
+    def emitted(self, job_ids: Iterable[int]) -> dict[int, tuple[str, int]]:
+        ids = list(job_ids)
+        found: dict[int, tuple[str, int]] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            cursor = self.db.execute(
+                f"SELECT job_id, measurement, time_ns FROM emitted "
+                f"WHERE job_id IN ({','.join('?' * len(part))})",
+                part,
+            )
+            found.update({row[0]: (row[1], row[2]) for row in cursor})
+        return found
+
+    def note_emitted(self, points: Iterable[tuple[int, str, int]]) -> None:
+        self._write("INSERT OR REPLACE INTO emitted VALUES (?,?,?)", list(points))
+
+    # ------------------------------------------------------------------ coverage
+
+    def add_coverage(self, repository: str, since: datetime, until: datetime) -> None:
+        self._write(
+            "INSERT INTO coverage VALUES (?,?,?,?)",
+            [(repository, _ts(since), _ts(until), time.time())],
+        )
+
+    def covers(self, repository: str, since: datetime, until: datetime) -> bool:
+        """True when gathered windows of the repository, joined, span [since, until]."""
+        rows = self.db.execute(
+            "SELECT since, until FROM coverage WHERE repository = ? ORDER BY since",
+            (repository,),
+        ).fetchall()
+        reach = _ts(since) or ""
+        goal = _ts(until) or ""
+        for start, end in rows:
+            if start > reach:
+                # a gap: tolerate one second, windows are inclusive
+                start_dt, reach_dt = _dt(start), _dt(reach)
+                if start_dt is None or reach_dt is None:
+                    return False
+                if (start_dt - reach_dt).total_seconds() > 1:
+                    return False
+            if end > reach:
+                reach = end
+            if reach >= goal:
+                return True
+        return reach >= goal
+
+    # ------------------------------------------------------------------ page cache
+
+    def get_page(self, key: str) -> tuple[str, Any] | None:
+        row = self.db.execute("SELECT etag, data FROM pages WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        return row[0], json.loads(row[1])
+
+    def put_page(self, key: str, etag: str, data: Any) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO pages VALUES (?,?,?,?)",
+            [(key, etag, json.dumps(data), time.time())],
+        )
