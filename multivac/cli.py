@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -21,6 +21,9 @@ from multivac import __version__
 from multivac.config import Environment, redact
 from multivac.errors import MultivacError
 from multivac.sinks import Format
+
+if TYPE_CHECKING:
+    from multivac.run import FailuresRequest
 
 EXIT_RATE_LIMIT = 3
 EXIT_INTERRUPTED = 130
@@ -138,6 +141,23 @@ def _rule_sources(flag: list[str] | None, env: Environment) -> list[str]:
 @app.command()
 def gather(
     repos: RepoArg = None,
+    org: Annotated[
+        str | None,
+        typer.Option(
+            "--org",
+            help="Gather every non-archived repository of this organisation (or user).",
+            show_default=False,
+        ),
+    ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            help="K/N: gather only this share of the repositories (deterministic by name), "
+            "so that N scheduled jobs share an organisation.",
+            show_default=False,
+        ),
+    ] = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
     latest: Annotated[
@@ -243,8 +263,21 @@ def gather(
             concurrency=concurrency,
             max_wait=max_wait,
             state_dir=state_dir,
+            org=org,
+            shard=shard,
         )
         code = run.gather(request, env, err)
+        if code:
+            raise typer.Exit(code)
+
+
+@app.command()
+def replay(state_dir: StateDirOpt = None) -> None:
+    """Deliver the points spooled while InfluxDB was unreachable (every gather does this first)."""
+    from multivac import run
+
+    with handled():
+        code = run.replay(Environment(), state_dir, err)
         if code:
             raise typer.Exit(code)
 
@@ -293,6 +326,86 @@ def rules_check(
 
     with handled():
         code = run.check_rules(files, err)
+        if code:
+            raise typer.Exit(code)
+
+
+# ---------------------------------------------------------------------------- failures
+
+FailSinceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--since",
+        help="Start of the window: a duration ago (30d, 12h) or an ISO date. Default 7d.",
+        show_default=False,
+    ),
+]
+OfflineOpt = Annotated[
+    bool,
+    typer.Option(
+        "--offline", help="Use only the local store; do not gather what it does not cover."
+    ),
+]
+
+
+def _failures_request(
+    repos: list[str] | None,
+    since: str | None,
+    until: str | None,
+    rules: list[str] | None,
+    state_dir: Path | None,
+    offline: bool,
+) -> FailuresRequest:
+    from multivac import run
+
+    return run.FailuresRequest(
+        repos=repos or [],
+        since=since,
+        until=until,
+        rules=_rule_sources(rules, Environment()),
+        state_dir=state_dir,
+        offline=offline,
+    )
+
+
+@failures_app.command("stats")
+def failures_stats(
+    repos: RepoArg = None,
+    since: FailSinceOpt = None,
+    until: UntilOpt = None,
+    rules: RulesOpt = None,
+    state_dir: StateDirOpt = None,
+    offline: OfflineOpt = False,
+) -> None:
+    """Count failed jobs per failure type, largest first, with the flaky share and total.
+
+    Reads the local store, gathering first whatever part of the window it lacks.
+    """
+    from multivac import run
+
+    with handled():
+        request = _failures_request(repos, since, until, rules, state_dir, offline)
+        code = run.failure_stats_command(request, Environment(), err)
+        if code:
+            raise typer.Exit(code)
+
+
+@failures_app.command("watch")
+def failures_watch(
+    failure_type: Annotated[str, typer.Argument(metavar="TYPE", help="A failure type.")],
+    repos: RepoArg = None,
+    since: FailSinceOpt = None,
+    until: UntilOpt = None,
+    rules: RulesOpt = None,
+    state_dir: StateDirOpt = None,
+    offline: OfflineOpt = False,
+) -> None:
+    """List the jobs of one failure type with their links and evidence lines."""
+    from multivac import run
+
+    with handled():
+        request = _failures_request(repos, since, until, rules, state_dir, offline)
+        code = run.failures_watch_command(failure_type, request, Environment(), err)
         if code:
             raise typer.Exit(code)
 

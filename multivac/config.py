@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -201,8 +202,30 @@ def parse_window(since: str | None, until: str | None, now: datetime | None = No
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
-def repositories(given: list[str] | None, env: Environment) -> list[str]:
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """`K/N` (1 <= K <= N): this job's share of the repositories."""
+    if not text:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+        raise ConfigError(f"--shard {text!r} must be K/N with 1 <= K <= N, like 2/4.")
+    return int(match.group(1)), int(match.group(2))
+
+
+def in_shard(repo: str, shard: tuple[int, int] | None) -> bool:
+    """Deterministic: the same repository always falls in the same shard."""
+    if shard is None:
+        return True
+    k, n = shard
+    return zlib.crc32(repo.lower().encode("utf-8")) % n == k - 1
+
+
+def repositories(given: list[str] | None, env: Environment, *, org: str | None = None) -> list[str]:
     repos = list(given or [])
+    if org is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", org):
+        raise ConfigError(f"--org {org!r} is not an organisation name.")
+    if not repos and org:
+        return []
     if not repos:
         found = env.lookup("GITHUB_REPOSITORY")
         if found is None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -19,8 +20,10 @@ from multivac.config import (
     Environment,
     InfluxSettings,
     github_settings,
+    in_shard,
     influx_settings,
     parse_moment,
+    parse_shard,
     parse_window,
     repositories,
     state_dir,
@@ -28,7 +31,10 @@ from multivac.config import (
 from multivac.errors import ConfigError, GitHubError, MultivacError
 from multivac.gather import Gatherer, GatherOptions, Summary
 from multivac.github import GitHubSource, RateLimitStop, RequestStats, RetryPolicy
+from multivac.model import JobRecord
+from multivac.reports import Outcome, failure_stats, failures_of, outcomes
 from multivac.sinks import Format, build_sink
+from multivac.sinks.base import Sink
 from multivac.sinks.influx import InfluxSink
 from multivac.store import Store
 
@@ -53,6 +59,8 @@ class GatherRequest:
     concurrency: int
     max_wait: str
     state_dir: Path | None
+    org: str | None = None
+    shard: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -138,14 +146,28 @@ def _describe(summary: Summary, stats: RequestStats, influx_note: str | None) ->
     return line + "."
 
 
-def gather(request: GatherRequest, env: Environment, console: Console) -> int:
+class NullSink:
+    """Keeps nothing: for gathers that only fill the local store."""
+
+    def write(self, records: Iterable[JobRecord]) -> None:
+        for _record in records:
+            pass
+
+    def close(self) -> None:
+        pass
+
+
+def gather(
+    request: GatherRequest, env: Environment, console: Console, *, sink: Sink | None = None
+) -> int:
     """Run a gather; returns the exit code. Raises MultivacError for bad settings."""
     window = parse_window(
         request.since if request.since or not request.latest else None,
         request.until,
     )
     since = window.since if (request.since or not request.latest) else None
-    repos = repositories(request.repos, env)
+    repos = repositories(request.repos, env, org=request.org)
+    shard = parse_shard(request.shard)
     settings = github_settings(env)
     max_wait = _seconds(request.max_wait, "--max-wait")
     influx: InfluxSettings | None = None
@@ -201,7 +223,7 @@ def gather(request: GatherRequest, env: Environment, console: Console) -> int:
     influx_note: str | None = None
     with ExitStack() as stack:
         stack.callback(store.close)
-        sink = build_sink(
+        sink = sink or build_sink(
             request.fmt,
             stack=stack,
             output=request.output,
@@ -216,6 +238,12 @@ def gather(request: GatherRequest, env: Environment, console: Console) -> int:
             if delivered:
                 notify(f"delivered {delivered} spooled points to InfluxDB first.")
         try:
+            if request.org:
+                repos = sorted(set(repos) | set(source.org_repos(request.org)))
+            repos = [repo for repo in repos if in_shard(repo, shard)]
+            if shard is not None:
+                notify(f"shard {shard[0]}/{shard[1]}: {len(repos)} repositories.")
+            gatherer.options = replace(options, repos=tuple(repos))
             for repo in repos:
                 source.check_repo(repo)
             with progress:
@@ -253,6 +281,123 @@ def gather(request: GatherRequest, env: Environment, console: Console) -> int:
     for lost in source.truncated_windows:
         console.print(f"warning: {lost}", markup=False)
     console.print(_describe(gatherer.summary, stats, influx_note), markup=False)
+    return code
+
+
+def replay(env: Environment, state: Path | None, console: Console) -> int:
+    """Deliver the InfluxDB spool; returns the exit code."""
+    root = state_dir(str(state) if state else None, env)
+    from multivac.sinks.influx import Spool
+
+    pending = Spool(root / "spool").pending()
+    if not pending:
+        console.print(f"nothing to replay: the spool in {root / 'spool'} is empty.", markup=False)
+        return 0
+    sink = InfluxSink(influx_settings(env), root / "spool")
+    try:
+        delivered = sink.replay()
+    finally:
+        sink.close()
+    left = len(sink.spool.pending())
+    console.print(
+        f"delivered {delivered} spooled points to InfluxDB; {left} spool files left.",
+        markup=False,
+    )
+    for message in sink.stats.messages:
+        console.print(f"error: {message}", markup=False)
+    if sink.failure:
+        console.print(f"error: {sink.failure}", markup=False)
+        return 1
+    return 0
+
+
+# ---------------------------------------------------------------------------- failures
+
+
+@dataclass
+class FailuresRequest:
+    repos: list[str]
+    since: str | None
+    until: str | None
+    rules: list[str]
+    state_dir: Path | None
+    offline: bool = False
+    concurrency: int = 4
+
+
+def _outcomes_for(
+    request: FailuresRequest, env: Environment, console: Console
+) -> tuple[list[Outcome], int]:
+    """Stored outcomes of the window; gathers first what the store does not cover."""
+    window = parse_window(request.since or "7d", request.until)
+    repos = repositories(request.repos, env)
+    root = state_dir(str(request.state_dir) if request.state_dir else None, env)
+    code = 0
+    with Store.open(root) as store:
+        missing = [r for r in repos if not store.covers(r, window.since, window.until)]
+    if missing and not request.offline:
+        gather_request = GatherRequest(
+            repos=missing,
+            since=window.since.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            until=window.until.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            latest=None,
+            branches=[],
+            workflows=[],
+            event=None,
+            fmt=Format.csv,
+            output=None,
+            lean=False,
+            create_bucket=False,
+            rules=request.rules,
+            fetch_logs=True,
+            concurrency=request.concurrency,
+            max_wait="15m",
+            state_dir=root,
+        )
+        code = gather(gather_request, env, console, sink=NullSink())
+    elif missing:
+        console.print(
+            "warning: the local store does not cover the whole window for "
+            + ", ".join(missing)
+            + "; showing what it has.",
+            markup=False,
+        )
+    with Store.open(root) as store:
+        return list(outcomes(store, repos, window.since, window.until)), code
+
+
+def failure_stats_command(request: FailuresRequest, env: Environment, console: Console) -> int:
+    items, code = _outcomes_for(request, env, console)
+    stats = failure_stats(items)
+    total = sum(s.jobs for s in stats)
+    width = max([len("failure type"), *(len(s.type) for s in stats)])
+    out = sys.stdout
+    out.write(f"{'failure type':<{width}}  {'jobs':>6}  {'share':>6}  {'flaky':>6}\n")
+    for s in stats:
+        share = 100.0 * s.jobs / total if total else 0.0
+        flaky = f"{100.0 * s.flaky / s.jobs:.0f}%" if s.jobs else "0%"
+        out.write(f"{s.type:<{width}}  {s.jobs:>6}  {share:>5.1f}%  {flaky:>6}\n")
+    out.write(f"{'total':<{width}}  {total:>6}\n")
+    return code
+
+
+def failures_watch_command(
+    failure_type: str, request: FailuresRequest, env: Environment, console: Console
+) -> int:
+    items, code = _outcomes_for(request, env, console)
+    chosen = failures_of(items, failure_type)
+    out = sys.stdout
+    for item in chosen:
+        job, run = item.stored.job, item.stored.run
+        when = job.created_at.strftime("%Y-%m-%d %H:%M") if job.created_at else "?"
+        flaky = " [flaky]" if item.flaky else ""
+        out.write(f"{when}  {run.repository}  {run.workflow} / {job.name}  ({run.branch}){flaky}\n")
+        out.write(f"    {job.html_url or run.html_url}\n")
+        cls = item.stored.classification
+        if cls is not None and cls.evidence:
+            step = f"[{cls.step}] " if cls.step else ""
+            out.write(f"    {step}{cls.evidence}\n")
+    console.print(f"{len(chosen)} jobs of type {failure_type}.", markup=False)
     return code
 
 
