@@ -302,32 +302,47 @@ class GitHubSource:
         time.sleep(seconds)
 
     def _pace(self) -> None:
-        """Full speed while the budget lasts; spread what is left once it runs low."""
+        """Full speed while the budget lasts; once it runs low and the reset is within
+        --max-wait, spread what is left until the reset; at zero, wait for the reset
+        (or stop) before sending a request that could only earn a 403."""
         budget = self.stats.budget
         if budget.remaining is None or budget.reset is None or budget.limit is None:
-            return
-        reserve = max(20, budget.limit // 50)
-        if budget.remaining > reserve:
             return
         until_reset = budget.reset - time.time()
         if until_reset <= 0:
             return
+        if budget.remaining <= 0:
+            with self._pace_lock:
+                if (self.stats.budget.reset or 0) - time.time() <= 0:
+                    return
+                self._wait_until(budget.reset)
+                with self.stats.lock:
+                    budget.remaining = None  # unknown until the next answer
+            return
+        reserve = max(20, budget.limit // 50)
+        if budget.remaining > reserve or until_reset > self.policy.max_wait:
+            return
         with self._pace_lock:
             self._sleep(min(until_reset / max(budget.remaining, 1), 30.0))
 
-    def _wait_for_reset(self, exc: GithubException) -> None:
-        reset = _header(exc.headers, "x-ratelimit-reset")
-        wait = (float(reset) - time.time() + 1) if reset and reset.isdigit() else 60.0
-        wait = max(wait, 1.0)
+    def _wait_until(self, reset: float) -> None:
+        wait = max(reset - time.time() + 1, 1.0)
         if wait > self.policy.max_wait:
             raise RateLimitStop(
                 f"GitHub's API rate limit is used up until "
-                f"{datetime.fromtimestamp(time.time() + wait, UTC):%H:%M:%SZ}, "
+                f"{datetime.fromtimestamp(reset, UTC):%H:%M:%SZ}, "
                 f"longer than --max-wait {self.policy.max_wait:.0f}s; stopping with what was "
                 "gathered so far."
             )
         self.notify(f"GitHub rate limit reached; waiting {wait:.0f}s for it to reset.")
         self._sleep(wait)
+
+    def _wait_for_reset(self, exc: GithubException) -> None:
+        reset = _header(exc.headers, "x-ratelimit-reset")
+        with self._pace_lock:
+            self._wait_until(float(reset) if reset and reset.isdigit() else time.time() + 60)
+            with self.stats.lock:
+                self.stats.budget.remaining = None
 
     def _call(self, kind: str, fn: Callable[[Github], tuple[dict[str, Any], Any]]) -> Any:
         """One API request under the retry policy; returns (headers, data)."""
