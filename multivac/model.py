@@ -173,6 +173,19 @@ def clean(text: str | None, limit: int = MAX_STRING) -> str:
     return text[:limit]
 
 
+_AWKWARD_BACKSLASH = re.compile(r"\\(?=[\s,=\\]|$)")
+
+
+def tag_safe(text: str | None, limit: int = 256) -> str:
+    """A name or tag value that reads back unchanged from every line protocol parser.
+
+    Control characters become spaces; a backslash stays, except where parsers disagree
+    on it (before a space, comma, `=`, another backslash, or at the end), where it
+    becomes `/`.
+    """
+    return _AWKWARD_BACKSLASH.sub("/", clean(text, limit))
+
+
 # ---------------------------------------------------------------------------- platform
 
 
@@ -238,6 +251,17 @@ def _seconds(end: datetime | None, start: datetime | None) -> float | None:
     if end is None or start is None:
         return None
     return (end - start).total_seconds()
+
+
+def lean_offset_ns(job_id: int) -> int:
+    """A sub-second offset from the job id that keeps jobs with equal tags apart.
+
+    Without the ids as tags, two jobs queued in the same second (GitHub times are whole
+    seconds) would be one point. The millisecond part comes from the id's last three
+    digits because some servers (VictoriaMetrics) keep only milliseconds; the
+    microseconds add the next three digits for servers that keep nanoseconds.
+    """
+    return (job_id % 1000) * 1_000_000 + (job_id // 1000 % 1000) * 1000
 
 
 def build_record(
@@ -307,7 +331,7 @@ def build_record(
     }
     if flaky:
         tags["flaky"] = "true"
-    tags = {key: clean(value, 256) for key, value in tags.items()}
+    tags = {key: tag_safe(value) for key, value in tags.items()}
     tags = {key: value for key, value in tags.items() if value}
 
     time_ns = to_ns(queued_at)
@@ -317,7 +341,5 @@ def build_record(
             if moved is None:
                 continue
             fields[key] = int(moved) if key in _INT_LEAN_KEYS and moved.isdigit() else moved
-        # without the ids as tags two jobs queued in the same second would be one point:
-        # a sub-second offset from the job id keeps them apart (GitHub times are whole seconds)
-        time_ns += job.id % 1_000_000_000
+        time_ns += lean_offset_ns(job.id)
     return JobRecord(measurement=measurement, time_ns=time_ns, tags=tags, fields=fields)

@@ -1,10 +1,12 @@
 """Line protocol: the exact bytes the influxdb format sends, built by influxdb-client.
 
 `Point` escapes commas, spaces and `=` in keys and tag values and `"`/`\\` in strings,
-but it passes newlines through and cannot express a tag value that ends in a
-backslash (the parser would read `\\ ` as an escaped space), so values are made safe
-here first: model.clean() already removed control characters, and trailing
-backslashes are dropped from names and tag values.
+but some text cannot round-trip in names and tag values: a trailing backslash turns
+into an escaped space, `\\ ` and `\\,` are refused by some servers, and control
+characters are stored as literal `\\n`. So names and tag values pass through
+model.tag_safe (control characters to spaces, ambiguous backslashes to `/`), and a
+measurement never starts with `#` (that line would be a comment). String fields keep backslashes
+and quotes (Point escapes them) but never a newline.
 """
 
 from __future__ import annotations
@@ -15,15 +17,15 @@ from typing import BinaryIO
 from influxdb_client.client.write.point import Point
 from influxdb_client.domain.write_precision import WritePrecision
 
-from multivac.model import JobRecord, clean
+from multivac.model import JobRecord, clean, tag_safe
 
 
 def _name(text: str) -> str:
-    return clean(text, 256).rstrip("\\")
+    return tag_safe(text)
 
 
 def to_point(record: JobRecord) -> Point:
-    point = Point(_name(record.measurement) or "unknown_failure")
+    point = Point(_name(record.measurement).lstrip("#").strip() or "unknown_failure")
     for key, value in sorted(record.tags.items()):
         value = _name(value)
         if value:
