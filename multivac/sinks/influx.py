@@ -189,6 +189,7 @@ class InfluxSink:
         self.chunk_size = chunk_size
         self.attempts = attempts
         self._down = False  # once the server failed, later chunks go straight to the spool
+        self._buffer: list[str] = []
         self._fatal: str | None = None
         if create_bucket:
             self.writer.ensure_bucket()
@@ -247,7 +248,14 @@ class InfluxSink:
         )
 
     def write(self, records: Iterable[JobRecord]) -> None:
-        lines = [line for line in (to_line(r) for r in records) if line]
+        """Buffer lines and send full chunks; close() sends the rest. A point lost from
+        the buffer by a hard kill is sent again by the next gather of the window."""
+        self._buffer.extend(line for line in (to_line(r) for r in records) if line)
+        while len(self._buffer) >= self.chunk_size:
+            chunk, self._buffer = self._buffer[: self.chunk_size], self._buffer[self.chunk_size :]
+            self._send(chunk)
+
+    def _send(self, lines: list[str]) -> None:
         for chunk in _chunks(lines, self.chunk_size):
             if self._down:
                 self.spool.add(chunk)
@@ -281,7 +289,12 @@ class InfluxSink:
                 self._remember(exc)
 
     def close(self) -> None:
-        self.writer.close()
+        try:
+            if self._buffer:
+                chunk, self._buffer = self._buffer, []
+                self._send(chunk)
+        finally:
+            self.writer.close()
 
     @property
     def failure(self) -> str | None:

@@ -1,0 +1,239 @@
+"""The shipped dashboards query only what multivac writes.
+
+Every Flux query of the Grafana dashboard and of the InfluxDB template is read, and
+each measurement, field, tag and column it names must be in the schema of
+multivac.model (or a Flux built-in, or a column the query itself makes).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from multivac import model
+
+ROOT = Path(__file__).resolve().parents[1]
+GRAFANA = ROOT / "dashboards" / "grafana" / "multivac.json"
+TEMPLATE = ROOT / "dashboards" / "influxdb" / "multivac-template.yml"
+
+#: the failure catalog's types (multivac/rules); a measurement is one of these or an outcome
+CATALOG = frozenset(
+    {
+        "test_failure",
+        "compile_error",
+        "lint_error",
+        "dependency_error",
+        "network_error",
+        "checkout_error",
+        "docker_error",
+        "out_of_disk",
+        "out_of_memory",
+        "crash",
+        "runner_error",
+        "rate_limited",
+        "permission_error",
+        "artifact_error",
+    }
+)
+MEASUREMENTS = CATALOG | {
+    model.SUCCESS,
+    model.CANCELLED,
+    model.UNKNOWN_FAILURE,
+    model.LOG_UNAVAILABLE,
+    model.TIMEOUT,
+}
+FIELDS = frozenset(model.FIELD_KEYS) | frozenset(model.LEAN_KEYS)  # --lean-tags moves ids here
+TAGS = frozenset(model.TAG_KEYS)
+FLUX_COLUMNS = frozenset({"_time", "_value", "_field", "_measurement", "_start", "_stop"})
+CONCLUSIONS = frozenset(
+    {
+        "success",
+        "failure",
+        "cancelled",
+        "timed_out",
+        "startup_failure",
+        "neutral",
+        "action_required",
+        "skipped",
+        "stale",
+    }
+)
+
+
+# ---------------------------------------------------------------------------- extraction
+
+
+def grafana_queries() -> list[tuple[str, str]]:
+    dashboard = json.loads(GRAFANA.read_text(encoding="utf-8"))
+    found = []
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            found.append((f"grafana panel {panel['title']!r}", target["query"]))
+    for variable in dashboard["templating"]["list"]:
+        if variable.get("type") == "query":
+            found.append((f"grafana variable {variable['name']!r}", variable["query"]))
+    return found
+
+
+def template_queries() -> list[tuple[str, str]]:
+    found = []
+    for doc in yaml.safe_load_all(TEMPLATE.read_text(encoding="utf-8")):
+        spec = doc["spec"]
+        if doc["kind"] == "Variable" and spec.get("type") == "query":
+            found.append((f"influxdb variable {spec['name']!r}", spec["query"]))
+        for chart in spec.get("charts", []):
+            for query in chart.get("queries") or []:
+                found.append((f"influxdb chart {chart['name']!r}", query["query"]))
+    return found
+
+
+ALL_QUERIES = grafana_queries() + template_queries()
+
+
+def strip_comments(flux: str) -> str:
+    return "\n".join(re.sub(r'//[^"\n]*$', "", line) for line in flux.splitlines())
+
+
+def strings(text: str) -> list[str]:
+    return re.findall(r'"([^"]*)"', text)
+
+
+def defined_columns(flux: str) -> set[str]:
+    """Columns the query makes itself: record keys of map/reduce, set(key:), rename targets."""
+    made: set[str] = set()
+    for body in re.findall(r"\(\{(.*?)\}\)", flux, re.S):
+        body = re.sub(r"^\s*r\s+with\b", "", body)
+        made |= set(re.findall(r"(?:^|[,{\s])([A-Za-z_]\w*)\s*:", body))
+    for body in re.findall(r"identity:\s*\{(.*?)\}", flux, re.S):
+        made |= set(re.findall(r"(?:^|[,{\s])([A-Za-z_]\w*)\s*:", body))
+    made |= set(re.findall(r'\bset\(\s*key:\s*"([^"]+)"', flux))
+    for body in re.findall(r"\brename\(\s*columns:\s*\{(.*?)\}", flux, re.S):
+        made |= set(strings(body))
+    return made
+
+
+def named_columns(flux: str) -> list[tuple[str, str]]:
+    """(how, name) for every column the query reads or lists."""
+    named: list[tuple[str, str]] = []
+    for name in re.findall(r"\br\.([A-Za-z_]\w*)", flux):
+        named.append(("r.", name))
+    for name in re.findall(r'\br\["([^"]+)"\]', flux):
+        named.append(('r["..."]', name))
+    for keyword in ("columns", "rowKey", "columnKey"):
+        for body in re.findall(rf"\b{keyword}:\s*\[(.*?)\]", flux, re.S):
+            named += [(f"{keyword}: [...]", name) for name in strings(body)]
+    for keyword in ("valueColumn", "column", "timeColumn", "tag", "sortBy"):
+        for name in re.findall(rf'\b{keyword}:\s*"([^"]+)"', flux):
+            named.append((f"{keyword}:", name))
+    for body in re.findall(r"\brename\(\s*columns:\s*\{(.*?)\}", flux, re.S):
+        named += [("rename", name) for name in re.findall(r"([A-Za-z_]\w*)\s*:", body)]
+    return named
+
+
+def compared(flux: str, column: str) -> list[str]:
+    """Values compared with r.<column> (==, !=) or listed in an anchored regex alternation."""
+    values = re.findall(rf'\br\.{column}\s*[!=]=\s*"([^"]*)"', flux)
+    for pattern in re.findall(rf"\br\.{column}\s*[!=]~\s*/(.*?)/", flux):
+        inner = pattern.removeprefix("^").removesuffix("$").strip("()")
+        if re.fullmatch(r"[\w|]+", inner):
+            values += inner.split("|")
+    return values
+
+
+# ---------------------------------------------------------------------------- files
+
+
+def test_grafana_dashboard_is_json_with_the_five_panels() -> None:
+    dashboard = json.loads(GRAFANA.read_text(encoding="utf-8"))
+    titles = [panel["title"] for panel in dashboard["panels"]]
+    assert len(titles) == 5, titles
+    variables = {variable["name"] for variable in dashboard["templating"]["list"]}
+    assert "bucket" in variables
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            assert 'from(bucket: "${bucket}")' in target["query"], panel["title"]
+    assert len({panel["id"] for panel in dashboard["panels"]}) == 5
+
+
+def test_influxdb_template_is_an_influx_apply_package() -> None:
+    docs = list(yaml.safe_load_all(TEMPLATE.read_text(encoding="utf-8")))
+    assert all(doc["apiVersion"] == "influxdata.com/v2alpha1" for doc in docs)
+    for doc in docs:
+        # influx apply wants DNS-style resource names
+        assert re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", doc["metadata"]["name"]), doc
+    dashboards = [doc for doc in docs if doc["kind"] == "Dashboard"]
+    assert len(dashboards) == 1
+    charts = dashboards[0]["spec"]["charts"]
+    assert len(charts) == 5
+    variables = {doc["spec"]["name"] for doc in docs if doc["kind"] == "Variable"}
+    assert "bucket" in variables
+    for chart in charts:
+        assert chart["kind"] in {"Xy", "Table"}
+        for query in chart["queries"]:
+            assert "from(bucket: v.bucket)" in query["query"], chart["name"]
+
+
+def test_both_dashboards_show_the_same_charts() -> None:
+    dashboard = json.loads(GRAFANA.read_text(encoding="utf-8"))
+    grafana = sorted(panel["title"] for panel in dashboard["panels"])
+    docs = yaml.safe_load_all(TEMPLATE.read_text(encoding="utf-8"))
+    charts = next(doc for doc in docs if doc["kind"] == "Dashboard")["spec"]["charts"]
+    assert sorted(chart["name"] for chart in charts) == grafana
+
+
+def test_there_are_queries_to_check() -> None:
+    assert len(grafana_queries()) >= 6
+    assert len(template_queries()) >= 6
+
+
+# ---------------------------------------------------------------------------- the schema
+
+
+@pytest.mark.parametrize(("where", "flux"), ALL_QUERIES, ids=[where for where, _ in ALL_QUERIES])
+def test_flux_names_only_schema_columns(where: str, flux: str) -> None:
+    flux = strip_comments(flux)
+    allowed = TAGS | FIELDS | FLUX_COLUMNS | defined_columns(flux)
+    if flux.lstrip().startswith("buckets()"):
+        allowed |= {"name"}  # the columns of buckets(), not multivac's data
+    bad = [(how, name) for how, name in named_columns(flux) if name not in allowed]
+    assert not bad, f"{where}: not in multivac's schema: {bad}"
+
+
+@pytest.mark.parametrize(("where", "flux"), ALL_QUERIES, ids=[where for where, _ in ALL_QUERIES])
+def test_flux_values_are_ones_multivac_writes(where: str, flux: str) -> None:
+    flux = strip_comments(flux)
+    for measurement in compared(flux, "_measurement"):
+        assert measurement in MEASUREMENTS, f"{where}: unknown measurement {measurement!r}"
+    for name in compared(flux, "_field"):
+        assert name in FIELDS, f"{where}: unknown field {name!r}"
+    for status in compared(flux, "status"):
+        assert status in CONCLUSIONS, f"{where}: {status!r} is not a job conclusion"
+    for flaky in compared(flux, "flaky"):
+        assert flaky == "true", f"{where}: the flaky tag is only ever 'true'"
+
+
+def test_the_checker_catches_names_outside_the_schema() -> None:
+    bad = """from(bucket: v.bucket)
+      |> filter(fn: (r) => r._measurement == "job_failures" and r._field == "duration")
+      |> filter(fn: (r) => r["host"] == "x" and r.runner == "y")
+      |> group(columns: ["repo"])
+      |> map(fn: (r) => ({r with share: 1.0}))
+      |> keep(columns: ["share", "_time"])"""
+    names = {name for _, name in named_columns(bad)}
+    allowed = TAGS | FIELDS | FLUX_COLUMNS | defined_columns(bad)
+    assert names - allowed == {"host", "runner", "repo"}
+    assert compared(bad, "_measurement") == ["job_failures"]
+    assert compared(bad, "_field") == ["duration"]
+    regex = "filter(fn: (r) => r._measurement =~ /^(test_failure|crash)$/)"
+    assert compared(regex, "_measurement") == ["test_failure", "crash"]
+
+
+def test_every_tag_and_field_is_known_to_the_checker() -> None:
+    # the schema the tests import is the one the sinks write
+    row: dict[str, Any] = model.JobRecord("m", 0, {}, {}).row(lean=False)
+    assert set(row) - {"time", "measurement"} == TAGS | frozenset(model.FIELD_KEYS)
