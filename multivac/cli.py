@@ -410,6 +410,34 @@ def failures_watch(
             raise typer.Exit(code)
 
 
+@app.command()
+def report(
+    repos: RepoArg = None,
+    html: Annotated[
+        Path,
+        typer.Option("--html", help="Write a self-contained HTML page to this file."),
+    ] = Path("multivac-report.html"),
+    since: FailSinceOpt = None,
+    until: UntilOpt = None,
+    rules: RulesOpt = None,
+    state_dir: StateDirOpt = None,
+    offline: OfflineOpt = False,
+) -> None:
+    """Write an HTML report from the local store: failures by type over time, top failing
+    jobs with evidence, queue time percentiles by runner label, slowest and flaky jobs.
+
+    The page needs no network to view. Whatever part of the window the store lacks is
+    gathered first (unless --offline).
+    """
+    from multivac import run
+
+    with handled():
+        request = _failures_request(repos, since, until, rules, state_dir, offline)
+        code = run.report_command(request, html, Environment(), err)
+        if code:
+            raise typer.Exit(code)
+
+
 def main() -> None:
     """Entry point; the last guard so that a user never sees a traceback."""
     try:

@@ -28,7 +28,7 @@ from multivac.config import (
     repositories,
     state_dir,
 )
-from multivac.errors import ConfigError, GitHubError, MultivacError
+from multivac.errors import ConfigError, GitHubError, MultivacError, SinkError
 from multivac.gather import Gatherer, GatherOptions, Summary
 from multivac.github import GitHubSource, RateLimitStop, RequestStats, RetryPolicy
 from multivac.model import JobRecord
@@ -398,6 +398,22 @@ def failures_watch_command(
             step = f"[{cls.step}] " if cls.step else ""
             out.write(f"    {step}{cls.evidence}\n")
     console.print(f"{len(chosen)} jobs of type {failure_type}.", markup=False)
+    return code
+
+
+def report_command(request: FailuresRequest, html: Path, env: Environment, console: Console) -> int:
+    """Write the self-contained HTML report of the window."""
+    from multivac.html_report import render
+
+    window = parse_window(request.since or "7d", request.until)
+    items, code = _outcomes_for(request, env, console)
+    page = render(items, since=window.since, until=window.until)
+    try:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise SinkError(f"cannot write {html}: {exc.strerror or exc}.") from None
+    console.print(f"wrote {html} ({len(items)} job attempts).", markup=False)
     return code
 
 
