@@ -39,6 +39,8 @@ app = typer.Typer(
 )
 rules_app = typer.Typer(help="Show and check the failure rules.", no_args_is_help=True)
 failures_app = typer.Typer(help="Failed jobs by failure type.", no_args_is_help=True)
+config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
 app.add_typer(rules_app, name="rules")
 app.add_typer(failures_app, name="failures")
 
@@ -436,6 +438,41 @@ def report(
         code = run.report_command(request, html, Environment(), err)
         if code:
             raise typer.Exit(code)
+
+
+# ---------------------------------------------------------------------------- config
+
+
+@config_app.command("show")
+def config_show(state_dir: StateDirOpt = None) -> None:
+    """Print every setting, its value (secrets redacted) and where it came from."""
+    from multivac.doctor import effective
+
+    with handled():
+        env = Environment()
+        rows = effective(env, state_dir)
+        width = max(len(name) for name, _ in rows)
+        for name, source in rows:
+            typer.echo(f"{name:<{width}}  {source.value}  [{source.origin}]")
+        typer.echo(f"{'.env':<{width}}  {env.dotenv_path or '(none in the current directory)'}")
+
+
+@app.command()
+def doctor(repos: RepoArg = None) -> None:
+    """Check GitHub and InfluxDB: reachability, token, bucket, API budget; one line each.
+
+    Exits 1 when any check fails.
+    """
+    from multivac.doctor import Check
+    from multivac.doctor import doctor as run_doctor
+
+    def emit(check: Check) -> None:
+        mark = {True: "ok  ", False: "FAIL", None: "warn"}[check.ok]
+        typer.echo(f"{mark}  {redact(check.text)}")
+
+    with handled():
+        if not run_doctor(Environment(), repos or [], emit):
+            raise typer.Exit(1)
 
 
 def main() -> None:

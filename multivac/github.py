@@ -463,7 +463,9 @@ class GitHubSource:
                 "check GITHUB_TOKEN."
             )
         if exc.status == 404:
-            return GitHubError(f"{what} was not found on GitHub, or the token cannot see it.")
+            return GitHubError(
+                f"{what}: not found on GitHub (404); it does not exist or the token cannot see it."
+            )
         if exc.status == 403:
             return GitHubError(f"GitHub refused access to {what} (403 {message}).")
         return GitHubError(f"GitHub answered HTTP {exc.status} for {what}: {message}")
@@ -479,7 +481,7 @@ class GitHubSource:
             ):
                 known.extend(items)
         except GithubException as exc:
-            raise self._wrap(exc, f"the workflows of {repo}") from None
+            raise self._wrap(exc, f"workflows of {repo}") from None
         found: list[tuple[int, str]] = []
         for name in wanted:
             lowered = name.strip().lower()
@@ -554,7 +556,7 @@ class GitHubSource:
                     if latest is not None and taken >= latest:
                         break
             except GithubException as exc:
-                raise self._wrap(exc, f"the workflow runs of {repo}") from None
+                raise self._wrap(exc, f"workflow runs of {repo}") from None
         if collected:
             far = datetime.min.replace(tzinfo=UTC)
             collected.sort(key=lambda r: (r.created_at or far, r.id), reverse=True)
@@ -613,7 +615,7 @@ class GitHubSource:
         except GithubException as exc:
             if exc.status in (404, 410):
                 return None
-            raise self._wrap(exc, f"the jobs of run {run_id} in {repo}") from None
+            raise self._wrap(exc, f"jobs of run {run_id} in {repo}") from None
         return list(found.values())
 
     # ------------------------------------------------------------------ logs
@@ -632,7 +634,7 @@ class GitHubSource:
         except GithubException as exc:
             if exc.status in (404, 410):
                 return None
-            raise self._wrap(exc, f"the log of job {job_id} in {repo}") from None
+            raise self._wrap(exc, f"log of job {job_id} in {repo}") from None
         location = _header(headers, "location")
         if not location:
             return None
@@ -680,8 +682,38 @@ class GitHubSource:
         except GithubException as exc:
             if exc.status in (403, 404, 410):
                 return []
-            raise self._wrap(exc, f"the annotations of job {job_id} in {repo}") from None
+            raise self._wrap(exc, f"annotations of job {job_id} in {repo}") from None
         return messages
+
+    def rate_limit(self) -> tuple[Budget, str | None]:
+        """The core budget (GET /rate_limit is free) and the token's OAuth scopes, if any."""
+        try:
+            headers, data = self._get("rate_limit", "/rate_limit")
+        except GithubException as exc:
+            raise self._wrap(exc, "rate limit") from None
+        core = {}
+        if isinstance(data, dict):
+            resources = data.get("resources")
+            if isinstance(resources, dict) and isinstance(resources.get("core"), dict):
+                core = resources["core"]
+            elif isinstance(data.get("rate"), dict):
+                core = data["rate"]
+        budget = Budget(
+            limit=_int(core.get("limit"), 0) or None,
+            remaining=_int(core.get("remaining"), 0) if "remaining" in core else None,
+            used=_int(core.get("used"), 0),
+            reset=float(_int(core.get("reset"), 0)) or None,
+        )
+        return budget, _header(headers, "x-oauth-scopes")
+
+    def can_read_actions(self, repo: str) -> int:
+        """Total workflow runs of a repository (proves Actions read access)."""
+        try:
+            _headers, data = self._get("runs", f"/repos/{repo}/actions/runs", {"per_page": 1})
+        except GithubException as exc:
+            raise self._wrap(exc, f"workflow runs of {repo}") from None
+        total = data.get("total_count") if isinstance(data, dict) else None
+        return total if isinstance(total, int) else 0
 
     def org_repos(self, org: str) -> list[str]:
         """Non-archived repositories of an organisation (or user), sorted by name."""
@@ -698,5 +730,5 @@ class GitHubSource:
             except GithubException as exc:
                 if exc.status == 404 and base.startswith("/orgs/"):
                     continue
-                raise self._wrap(exc, f"the repositories of {org}") from None
+                raise self._wrap(exc, f"repositories of {org}") from None
         return sorted(set(names))

@@ -307,7 +307,7 @@ def test_github_errors_name_the_problem_and_hide_the_token(
     ghserver.required_token = None
     missing = cli("gather", "octo/none", "--no-logs", env=env_for(ghserver))
     assert missing.exit_code == 1
-    assert "octo/none was not found" in missing.stderr
+    assert "repository octo/none: not found on GitHub (404)" in missing.stderr
     unreachable = cli(
         "gather", "octo/none", "--no-logs", env={"GITHUB_API_URL": "http://127.0.0.1:9"}
     )

@@ -1,0 +1,155 @@
+"""`multivac config show` and `multivac doctor`: what is set, and whether it works."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from multivac.config import (
+    DEFAULT_API_URL,
+    Environment,
+    Source,
+    github_settings,
+    influx_settings,
+    pick,
+    state_dir,
+)
+from multivac.errors import MultivacError
+
+SECRET_NAMES = frozenset({"GITHUB_TOKEN", "INFLUX_TOKEN"})
+
+#: (shown name, variable names in order of precedence, default)
+SETTINGS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("GITHUB_API_URL", ("GITHUB_API_URL",), DEFAULT_API_URL),
+    ("GITHUB_TOKEN", ("GITHUB_TOKEN", "GH_TOKEN"), ""),
+    ("GITHUB_REPOSITORY", ("GITHUB_REPOSITORY",), ""),
+    ("INFLUX_URL", ("INFLUX_URL", "INFLUXDB_V2_URL"), ""),
+    ("INFLUX_TOKEN", ("INFLUX_TOKEN", "INFLUXDB_V2_TOKEN"), ""),
+    ("INFLUX_ORG", ("INFLUX_ORG", "INFLUXDB_V2_ORG"), ""),
+    ("INFLUX_BUCKET", ("INFLUX_BUCKET", "INFLUXDB_V2_BUCKET"), ""),
+    ("MULTIVAC_STATE_DIR", ("MULTIVAC_STATE_DIR",), ""),
+    ("MULTIVAC_RULES", ("MULTIVAC_RULES",), ""),
+)
+
+
+def effective(env: Environment, state: Path | None = None) -> list[tuple[str, Source]]:
+    """Every setting with its value (secrets redacted) and where it came from."""
+    rows: list[tuple[str, Source]] = []
+    for name, names, default in SETTINGS:
+        flag = str(state) if name == "MULTIVAC_STATE_DIR" and state else None
+        found = pick(flag, env, *names, default=default)
+        if name == "MULTIVAC_STATE_DIR" and not found.value:
+            found = Source(str(state_dir(None, env)), "default")
+        value = found.value
+        if name in SECRET_NAMES and value:
+            value = f"*** (set, {len(value)} characters)"
+        elif not value:
+            value = "(not set)"
+            found = Source(value, "-")
+        rows.append((name, Source(value, found.origin)))
+    return rows
+
+
+@dataclass(frozen=True)
+class Check:
+    ok: bool | None  # None: a warning, not a failure
+    text: str
+
+
+def _github_checks(env: Environment, repos: list[str]) -> list[Check]:
+    from multivac.github import GitHubSource, RetryPolicy
+
+    checks: list[Check] = []
+    try:
+        settings = github_settings(env)
+    except MultivacError as exc:
+        return [Check(False, str(exc))]
+    source = GitHubSource(settings, policy=RetryPolicy(attempts=2, base=0.5, timeout=15))
+    try:
+        budget, scopes = source.rate_limit()
+    except MultivacError as exc:
+        return [Check(False, f"GitHub API {settings.api_url}: {exc}")]
+    reset = ""
+    if budget.reset:
+        reset = f", resets in {max(0, int(budget.reset - time.time())) // 60} min"
+    checks.append(
+        Check(
+            True,
+            f"GitHub API {settings.api_url} reachable; rate limit "
+            f"{budget.remaining}/{budget.limit} left{reset}",
+        )
+    )
+    if not settings.token:
+        checks.append(Check(None, "no GITHUB_TOKEN: 60 requests an hour, public repositories only"))
+    elif scopes is not None:
+        checks.append(Check(True, f"token scopes: {scopes or '(none: fine-grained or app token)'}"))
+    if budget.remaining is not None and budget.limit and budget.remaining < budget.limit // 10:
+        checks.append(Check(None, f"only {budget.remaining} API requests left until the reset"))
+    for repo in repos:
+        try:
+            total = source.can_read_actions(repo)
+            checks.append(Check(True, f"{repo}: Actions readable ({total} workflow runs)"))
+        except MultivacError as exc:
+            checks.append(Check(False, f"{repo}: {exc}"))
+    return checks
+
+
+def _influx_checks(env: Environment) -> list[Check]:
+    names = ("INFLUX_URL", "INFLUXDB_V2_URL")
+    if env.lookup(*names) is None:
+        return [Check(None, "InfluxDB not configured (INFLUX_URL unset): csv/json only")]
+    try:
+        settings = influx_settings(env)
+    except MultivacError as exc:
+        return [Check(False, str(exc))]
+    from influxdb_client.client.influxdb_client import InfluxDBClient
+    from influxdb_client.rest import ApiException
+
+    checks: list[Check] = []
+    with InfluxDBClient(
+        url=settings.url, token=settings.token.reveal(), org=settings.org, timeout=10_000
+    ) as client:
+        if not client.ping():
+            return [Check(False, f"InfluxDB {settings.url} does not answer /ping")]
+        checks.append(Check(True, f"InfluxDB {settings.url} reachable"))
+        try:
+            bucket = client.buckets_api().find_bucket_by_name(settings.bucket)
+        except ApiException as exc:
+            if exc.status in (401, 403):
+                checks.append(Check(False, f"InfluxDB rejected INFLUX_TOKEN (HTTP {exc.status})"))
+            else:
+                checks.append(
+                    Check(
+                        None,
+                        f"cannot list buckets (HTTP {exc.status}); "
+                        f"bucket {settings.bucket!r} not checked",
+                    )
+                )
+            return checks
+        except Exception as exc:
+            checks.append(Check(False, f"InfluxDB bucket check failed ({type(exc).__name__})"))
+            return checks
+        if bucket is None:
+            checks.append(
+                Check(
+                    False,
+                    f"bucket {settings.bucket!r} does not exist "
+                    "(gather --create-bucket creates it)",
+                )
+            )
+        else:
+            checks.append(Check(True, f"bucket {settings.bucket!r} exists"))
+    return checks
+
+
+def doctor(env: Environment, repos: list[str], emit: Callable[[Check], None]) -> bool:
+    """Run every check, emit one line each; True when nothing failed."""
+    found = env.lookup("GITHUB_REPOSITORY")
+    targets = repos or ([found.value] if found else [])
+    ok = True
+    for check in [*_github_checks(env, targets), *_influx_checks(env)]:
+        emit(check)
+        ok = ok and check.ok is not False
+    return ok
