@@ -440,6 +440,63 @@ def report(
             raise typer.Exit(code)
 
 
+@app.command()
+def reclassify(
+    repos: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[OWNER/REPO]...", help="Only these repositories (default: all stored)."
+        ),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only runs created since.", show_default=False)
+    ] = None,
+    until: UntilOpt = None,
+    rules: RulesOpt = None,
+    fmt: Annotated[
+        Format | None,
+        typer.Option(
+            "--format",
+            "-f",
+            case_sensitive=False,
+            help="Also write the changed records: influxdb deletes each job's old point and "
+            "writes the new one; the file formats print the new records.",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="File for the file formats.", show_default=False),
+    ] = None,
+    lean_tags: Annotated[
+        bool, typer.Option("--lean-tags", help="The records were written with --lean-tags.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only show what would change.")
+    ] = False,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Re-apply the current rules to the evidence kept in the local store (works after
+    GitHub deleted the logs) and update the jobs whose failure type changed."""
+    from multivac import run
+
+    with handled():
+        request = run.ReclassifyRequest(
+            repos=repos or [],
+            since=since,
+            until=until,
+            rules=_rule_sources(rules, Environment()),
+            state_dir=state_dir,
+            fmt=fmt,
+            output=output,
+            lean=lean_tags,
+            dry_run=dry_run,
+        )
+        code = run.reclassify_command(request, Environment(), err)
+        if code:
+            raise typer.Exit(code)
+
+
 # ---------------------------------------------------------------------------- config
 
 

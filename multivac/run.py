@@ -417,6 +417,87 @@ def report_command(request: FailuresRequest, html: Path, env: Environment, conso
     return code
 
 
+# ---------------------------------------------------------------------------- reclassify
+
+
+@dataclass
+class ReclassifyRequest:
+    repos: list[str]
+    since: str | None
+    until: str | None
+    rules: list[str]
+    state_dir: Path | None
+    fmt: Format | None
+    output: Path | None
+    lean: bool = False
+    dry_run: bool = False
+
+
+def reclassify_command(request: ReclassifyRequest, env: Environment, console: Console) -> int:
+    """Re-apply the current rules to stored evidence; rewrite the points that changed."""
+    from collections import Counter
+
+    from multivac.classify import load_catalog
+    from multivac.reclassify import reclassify
+
+    catalog = load_catalog(request.rules)
+    since = parse_moment(request.since, "--since") if request.since else None
+    until = parse_moment(request.until, "--until") if request.until else None
+    root = state_dir(str(request.state_dir) if request.state_dir else None, env)
+    influx = influx_settings(env) if request.fmt is Format.influxdb else None
+    code = 0
+    with Store.open(root) as store:
+        changes = reclassify(store, catalog, request.repos, since, until, lean=request.lean)
+        moves = Counter(f"{c.old_measurement} -> {c.record.measurement}" for c in changes)
+        if request.dry_run:
+            for move, count in moves.most_common():
+                console.print(f"would move {count} jobs: {move}", markup=False)
+            return 0
+        for change in changes:
+            store.set_classification(change.job_id, change.classification)
+        with ExitStack() as stack:
+            if request.fmt is not None and changes:
+                sink = build_sink(
+                    request.fmt,
+                    stack=stack,
+                    output=request.output,
+                    lean=request.lean,
+                    influx=influx,
+                    spool_dir=root / "spool",
+                )
+                if isinstance(sink, InfluxSink):
+                    # a job must never count under two types: drop its old point first
+                    for change in changes:
+                        if change.old_time_ns is None:
+                            continue
+                        try:
+                            sink.writer.delete_point(
+                                change.old_measurement, change.identity, change.old_time_ns
+                            )
+                        except Exception as exc:
+                            console.print(
+                                f"error: cannot delete the old point of job {change.job_id} "
+                                f"({change.old_measurement}): {exc}",
+                                markup=False,
+                            )
+                            code = 1
+                            break
+                try:
+                    sink.write([c.record for c in changes])
+                finally:
+                    sink.close()
+                if isinstance(sink, InfluxSink) and sink.failure:
+                    console.print(f"error: {sink.failure}", markup=False)
+                    code = 1
+        store.note_emitted(
+            (change.job_id, change.record.measurement, change.record.time_ns) for change in changes
+        )
+    for move, count in moves.most_common():
+        console.print(f"moved {count} jobs: {move}", markup=False)
+    console.print(f"reclassified {len(changes)} jobs.", markup=False)
+    return code
+
+
 # ---------------------------------------------------------------------------- classify
 
 

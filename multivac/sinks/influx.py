@@ -89,6 +89,30 @@ class InfluxWriter:
         except Exception as exc:  # urllib3 connection errors, timeouts, DNS
             raise WriteFailed(None, redact(f"{type(exc).__name__}: {exc}")) from None
 
+    def delete_point(self, measurement: str, tags: dict[str, str], time_ns: int) -> None:
+        """Delete one point (measurement + identifying tags at one instant)."""
+        from datetime import UTC, datetime, timedelta
+
+        from influxdb_client.rest import ApiException
+
+        def quoted(value: str) -> str:
+            return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+        predicate = " AND ".join(
+            [f"_measurement={quoted(measurement)}"]
+            + [f"{key}={quoted(value)}" for key, value in sorted(tags.items())]
+        )
+        start = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=time_ns // 1000)
+        stop = start + timedelta(microseconds=1)
+        try:
+            self._client.delete_api().delete(
+                start, stop, predicate, bucket=self.settings.bucket, org=self.settings.org
+            )
+        except ApiException as exc:
+            raise WriteFailed(exc.status, redact(_server_message(exc.body) or exc.reason)) from None
+        except Exception as exc:
+            raise WriteFailed(None, redact(f"{type(exc).__name__}: {exc}")) from None
+
     def ensure_bucket(self) -> bool:
         """Create the bucket when missing; True when it was created."""
         from influxdb_client.rest import ApiException
