@@ -8,7 +8,7 @@ RE2 set then tells which rules matched each candidate.
 Where the job failed decides which matches count: the failed step's section (a
 `##[group]Run …` header per step) and the lines just before the final `##[error]`
 (`Error:` in logs copied from the web UI). Among the matches there the highest
-priority wins, the latest line breaking ties. A match elsewhere is used only when the
+priority wins, the earliest line breaking ties. A match elsewhere is used only when the
 log tells nothing about where the failure is.
 """
 
@@ -50,6 +50,7 @@ RULE_KEYS = frozenset(
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TYPE = re.compile(r"^[a-z][a-z0-9_]*$")
 WINDOW = 40  # lines before the final error that count as "at the failure"
+TAIL = 200  # without error markers or steps, the last lines of the log count
 MAX_EVIDENCE = 500
 MAX_TRACKED = 50_000  # (section, rule) pairs remembered: bounds memory on huge logs
 GENERIC_ANNOTATION = re.compile(r"^Process completed with exit code \d+\.?$")
@@ -357,8 +358,10 @@ class _Scan:
                 continue
             for index in self.catalog.matching(line):
                 match = _Match(index, line_no, self.section, line, _around(block, start))
-                if len(self.by_section) < MAX_TRACKED or (self.section, index) in self.by_section:
-                    self.by_section[(self.section, index)] = match
+                # the first match of a rule in a section is usually the root cause
+                key = (self.section, index)
+                if key not in self.by_section and len(self.by_section) < MAX_TRACKED:
+                    self.by_section[key] = match
                 self.latest[index] = match
                 self.recent.append(match)
             if line.startswith(("##[error]", "Error: ")):
@@ -376,13 +379,15 @@ class _Scan:
             candidates.extend(m for (s, _), m in self.by_section.items() if s == failed_section)
         candidates.extend(self.final_window)
         if not candidates and not located:
-            candidates = list(self.latest.values())
+            # nothing tells where the job failed: only the end of the log counts
+            candidates = [m for m in self.latest.values() if self.lines - m.line_number < TAIL]
         candidates = [
             m for m in candidates if catalog.step_ok(m.rule, step_name, self.headers.get(m.section))
         ]
         if not candidates:
             return None
-        best = max(candidates, key=lambda m: (catalog.rules[m.rule].priority, m.line_number))
+        # highest priority; among equals the earliest line (the first error, not the echo)
+        best = max(candidates, key=lambda m: (catalog.rules[m.rule].priority, -m.line_number))
         rule = catalog.rules[best.rule]
         header = self.headers.get(best.section)
         step = step_name if best.section == failed_section and step_name else header

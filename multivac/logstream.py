@@ -58,10 +58,8 @@ def clean_blocks(chunks: Iterable[bytes], block: int = 1 << 20) -> Iterator[str]
         # keep a trailing CR with the next chunk: it may be half of a CRLF
         cut = joined.rfind("\n")
         if cut < 0:
-            if len(joined) > MAX_LINE * 4:  # one giant line: keep only its start
-                carry = joined[:MAX_LINE]
-            else:
-                carry = joined
+            # one giant line so far: keep only its start
+            carry = joined[:MAX_LINE] if len(joined) > MAX_LINE * 4 else joined
             continue
         carry = joined[cut + 1 :]
         yield _cap_lines(clean_text(joined[: cut + 1]))
