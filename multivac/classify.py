@@ -39,6 +39,7 @@ __all__ = [
     "classify_log",
     "classify_text",
     "load_catalog",
+    "scan_log",
     "shipped_packs",
 ]
 
@@ -341,6 +342,7 @@ class _Scan:
         self.recent: deque[_Match] = deque(maxlen=64)
         self.final_error: tuple[int, int] | None = None  # (line, section)
         self.final_window: list[_Match] = []
+        self.final_context = ""  # the lines up to the final error, for the offline store
 
     def feed(self, block: str) -> None:
         cursor = 0
@@ -367,6 +369,7 @@ class _Scan:
             if line.startswith(("##[error]", "Error: ")):
                 self.final_error = (line_no, self.section)
                 self.final_window = [m for m in self.recent if line_no - m.line_number <= WINDOW]
+                self.final_context = _around(block, start, before=30, after=0)
         self.lines += block.count("\n")
 
     def result(self, steps: Sequence[str], failed_step_number: int | None) -> Classification | None:
@@ -441,6 +444,21 @@ def _step_name(steps: Sequence[str], number: int | None) -> str | None:
     return None
 
 
+def scan_log(
+    chunks: Iterable[bytes],
+    catalog: Catalog,
+    *,
+    steps: Sequence[str] = (),
+    failed_step_number: int | None = None,
+) -> tuple[Classification | None, str]:
+    """The classification (None when no rule matched where the job failed) and the
+    cleaned lines up to the final error, kept so that new rules can be tried later."""
+    scan = _Scan(catalog)
+    for block in clean_blocks(chunks):
+        scan.feed(block)
+    return scan.result(steps, failed_step_number), scan.final_context
+
+
 def classify_log(
     chunks: Iterable[bytes],
     catalog: Catalog,
@@ -449,10 +467,8 @@ def classify_log(
     failed_step_number: int | None = None,
 ) -> Classification | None:
     """Classify a raw log stream; None when no rule matched where the job failed."""
-    scan = _Scan(catalog)
-    for block in clean_blocks(chunks):
-        scan.feed(block)
-    return scan.result(steps, failed_step_number)
+    found, _context = scan_log(chunks, catalog, steps=steps, failed_step_number=failed_step_number)
+    return found
 
 
 def _file_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:

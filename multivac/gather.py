@@ -131,6 +131,7 @@ class Gatherer:
         if job.conclusion not in FAILED_CONCLUSIONS:
             return None
         found: Classification | None = None
+        context = ""
         log_missing = False
         for _attempt in range(3):
             download = self.source.open_log(repo, job.id)
@@ -139,7 +140,7 @@ class Gatherer:
                 break
             failed = job.failed_step
             try:
-                found = classify.classify_log(
+                found, context = classify.scan_log(
                     download.chunks(),
                     self.catalog,
                     steps=[step.name for step in job.steps],
@@ -165,7 +166,9 @@ class Gatherer:
             )
         if found is None:
             failed = job.failed_step
-            return Classification(UNKNOWN_FAILURE, "", failed.name if failed else None, None, "")
+            return Classification(
+                UNKNOWN_FAILURE, "", failed.name if failed else None, None, "", context
+            )
         return found
 
     # ------------------------------------------------------------------ one run
