@@ -425,10 +425,10 @@ def report(
     state_dir: StateDirOpt = None,
     offline: OfflineOpt = False,
 ) -> None:
-    """Write an HTML report from the local store: failures by type over time, top failing
-    jobs with evidence, queue time percentiles by runner label, slowest and flaky jobs.
+    """Write a self-contained HTML report of the window from the local store.
 
-    The page needs no network to view. Whatever part of the window the store lacks is
+    Failures by type over time, top failing jobs with evidence, queue time percentiles
+    by runner label, slowest and flaky jobs. The page needs no network to view. Whatever part of the window the store lacks is
     gathered first (unless --offline).
     """
     from multivac import run
@@ -476,8 +476,11 @@ def reclassify(
     ] = False,
     state_dir: StateDirOpt = None,
 ) -> None:
-    """Re-apply the current rules to the evidence kept in the local store (works after
-    GitHub deleted the logs) and update the jobs whose failure type changed."""
+    """Re-apply the current rules to the evidence kept in the local store.
+
+    Works offline, after GitHub deleted the logs; updates the jobs whose failure type
+    changed (and their points, with --format).
+    """
     from multivac import run
 
     with handled():

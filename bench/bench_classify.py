@@ -1,0 +1,130 @@
+"""Benchmark log classification against grep, in one run.
+
+Builds a large log (default 200 MB) from the real pytables job logs in
+../shared/realdata (timestamps, ANSI colours, ##[group] markers as GitHub serves them)
+with one real failure near the end, then times:
+
+- `multivac classify LOG` (the installed command, the whole catalog),
+- `grep -E -f patterns.txt LOG` with the catalog's patterns translated to ERE (those
+  grep accepts), with LC_ALL=C, grep's fastest setting,
+
+and prints MB/s for both, the ratio, and the peak memory of the multivac process.
+
+Usage: python bench/bench_classify.py [--size-mb 200] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from multivac.classify import load_catalog  # noqa: E402
+
+REALDATA = ROOT.parent / "shared" / "realdata" / "ghalogs-pytables-run200" / "log.tar.gz"
+FAILURE = (
+    "2024-01-01T00:00:00.0000000Z ##[group]Run python -m pytest\n"
+    "2024-01-01T00:00:01.0000000Z E   AssertionError: tables differ\n"
+    "2024-01-01T00:00:01.0000000Z FAILED tests/test_tables.py::test_roundtrip - "
+    "AssertionError: tables differ\n"
+    "2024-01-01T00:00:02.0000000Z ##[error]Process completed with exit code 1.\n"
+).encode()
+
+
+def build_log(target: Path, size_mb: int) -> int:
+    with tarfile.open(REALDATA) as tar:
+        pieces = []
+        for member in tar.getmembers():
+            if member.isfile() and member.name.endswith(".txt"):
+                handle = tar.extractfile(member)
+                if handle is not None:
+                    pieces.append(handle.read())
+    corpus = b"".join(pieces)
+    want = size_mb * 1_000_000
+    with open(target, "wb") as out:
+        written = 0
+        while written < want:
+            out.write(corpus)
+            written += len(corpus)
+        out.write(FAILURE)
+        written += len(FAILURE)
+    return written
+
+
+def to_ere(pattern: str) -> str:
+    ere = pattern.replace("(?:", "(").replace("(?i)", "")
+    ere = ere.replace("\\d", "[0-9]")
+    return ere
+
+
+def pattern_file(target: Path) -> int:
+    kept = []
+    for rule in load_catalog(["tarantool"]).rules:
+        for pattern in rule.patterns:
+            ere = to_ere(pattern)
+            check = subprocess.run(
+                ["grep", "-E", "-e", ere, "/dev/null"], capture_output=True, check=False
+            )
+            if check.returncode != 2:  # 2: grep rejects the expression
+                kept.append(ere)
+    target.write_text("\n".join(kept) + "\n")
+    return len(kept)
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
+    began = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    elapsed = time.perf_counter() - began
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"{cmd[0]} failed: {done.stderr}")
+    return elapsed, done.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=200)
+    parser.add_argument("--keep", action="store_true", help="keep the generated log")
+    args = parser.parse_args()
+    if not REALDATA.is_file():
+        raise SystemExit(f"real data not found at {REALDATA}")
+    tmp = Path(tempfile.mkdtemp(prefix="multivac-bench-"))
+    try:
+        log = tmp / "big.log"
+        size = build_log(log, args.size_mb)
+        patterns = tmp / "patterns.txt"
+        count = pattern_file(patterns)
+        mb = size / 1_000_000
+        exe = shutil.which("multivac")
+        cmd = [exe] if exe else [sys.executable, "-m", "multivac"]
+        ours, out = timed([*cmd, "classify", "--rules", "tarantool", str(log)])
+        rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        match = re.search(r": (\S+)", out)
+        grep_env = {**os.environ, "LC_ALL": "C"}
+        theirs, _ = timed(["grep", "-E", "-c", "-f", str(patterns), str(log)], grep_env)
+        print(f"log: {mb:.0f} MB, {count} grep patterns (the catalog's, as ERE)")
+        print(
+            f"multivac classify: {ours:.2f}s, {mb / ours:.0f} MB/s -> {match.group(1) if match else out!r}"
+        )
+        print(f"grep -E -f:        {theirs:.2f}s, {mb / theirs:.0f} MB/s")
+        print(f"ratio (multivac speed / grep speed): {theirs / ours:.2f}")
+        print(f"multivac peak memory (max RSS): {rss_mib:.0f} MiB")
+    finally:
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
