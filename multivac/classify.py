@@ -26,7 +26,7 @@ import re2
 import yaml
 
 from multivac.errors import RuleError
-from multivac.logstream import clean_blocks, clean_text
+from multivac.logstream import clean_line, clean_text, raw_blocks
 from multivac.model import Classification
 
 __all__ = [
@@ -55,7 +55,7 @@ TAIL = 200  # without error markers or steps, the last lines of the log count
 MAX_EVIDENCE = 500
 MAX_TRACKED = 50_000  # (section, rule) pairs remembered: bounds memory on huge logs
 GENERIC_ANNOTATION = re.compile(r"^Process completed with exit code \d+\.?$")
-_MARKERS = r"^##\[group\]|^##\[error\]|^Error: "
+_MARKERS = r"##\[group\]|##\[error\]|Error: "
 
 
 def _options() -> Any:
@@ -102,8 +102,7 @@ class Catalog:
         ann_rules = tuple(i for i, r in enumerate(ordered) if r.source in ("annotation", "both"))
         log_set = _compile_set([ordered[i].regex for i in log_rules])
         ann_set = _compile_set([ordered[i].regex for i in ann_rules])
-        alternation = "|".join([*(f"(?:{ordered[i].regex})" for i in log_rules), _MARKERS])
-        prefilter = re2.compile(f"(?m)^.*(?:{alternation}).*$", _options())
+        prefilter = _prefilter([ordered[i] for i in log_rules])
         steps = tuple(re2.compile(r.step, _options()) if r.step else None for r in ordered)
         return cls(ordered, log_rules, log_set, prefilter, ann_rules, ann_set, steps)
 
@@ -118,6 +117,57 @@ class Catalog:
         if pattern is None:
             return True
         return any(name and pattern.search(name) for name in names)
+
+
+def unanchored(pattern: str) -> str:
+    """The pattern without `^`, `$`, `\\A`, `\\z` outside character classes: a superset of
+    its matches, usable on raw lines that still carry their timestamp."""
+    out: list[str] = []
+    i, n, in_class = 0, len(pattern), False
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < n:
+            if not in_class and pattern[i + 1] in "Az":
+                i += 2
+                continue
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+            out.append(ch)
+            i += 1
+            continue
+        if ch == "[":
+            in_class = True
+            out.append(ch)
+            i += 1
+            for literal in ("^", "]"):
+                if i < n and pattern[i] == literal:
+                    out.append(literal)
+                    i += 1
+            continue
+        if ch not in "^$":
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _prefilter(rules: list[Rule]) -> Any:
+    """One RE2 expression over raw blocks that finds every line any rule could match
+    (and the step and error markers); the exact rules run on those lines only."""
+    parts = []
+    for rule in rules:
+        for pattern in rule.patterns:
+            loose = unanchored(pattern)
+            try:
+                re2.compile(loose, _options())
+            except re2.error:
+                loose = pattern
+            parts.append(f"(?:{loose})")
+    options = _options()
+    options.never_nl = True
+    return re2.compile("|".join([*parts, _MARKERS]).encode("utf-8"), options)
 
 
 def _compile_set(patterns: list[str]) -> Any:
@@ -344,33 +394,44 @@ class _Scan:
         self.final_window: list[_Match] = []
         self.final_context = ""  # the lines up to the final error, for the offline store
 
-    def feed(self, block: str) -> None:
+    def feed(self, block: bytes) -> None:
+        """Scan one block of whole raw lines (timestamps still on)."""
+        search = self.catalog._prefilter.search
         cursor = 0
         line_at_cursor = self.lines + 1
-        for found in self.catalog._prefilter.finditer(block):
-            start = found.start()
-            line_no = line_at_cursor + block.count("\n", cursor, start)
+        pos, size = 0, len(block)
+        while pos < size:
+            found = search(block, pos)
+            if found is None:
+                break
+            start = block.rfind(b"\n", 0, found.start()) + 1
+            end = block.find(b"\n", found.start())
+            end = size if end < 0 else end
+            line_no = line_at_cursor + block.count(b"\n", cursor, start)
             cursor, line_at_cursor = start, line_no
-            line = found.group(0)
-            if line.startswith("##[group]"):
-                if line.startswith("##[group]Run "):
-                    self.section += 1
-                    if len(self.headers) < MAX_TRACKED:
-                        self.headers[self.section] = line[len("##[group]Run ") :].strip()
-                continue
-            for index in self.catalog.matching(line):
-                match = _Match(index, line_no, self.section, line, _around(block, start))
-                # the first match of a rule in a section is usually the root cause
-                key = (self.section, index)
-                if key not in self.by_section and len(self.by_section) < MAX_TRACKED:
-                    self.by_section[key] = match
-                self.latest[index] = match
-                self.recent.append(match)
-            if line.startswith(("##[error]", "Error: ")):
-                self.final_error = (line_no, self.section)
-                self.final_window = [m for m in self.recent if line_no - m.line_number <= WINDOW]
-                self.final_context = _around(block, start, before=30, after=0)
-        self.lines += block.count("\n")
+            pos = end + 1
+            self._line(clean_line(block[start:end]), line_no, block, start)
+        self.lines += block.count(b"\n")
+
+    def _line(self, line: str, line_no: int, block: bytes, start: int) -> None:
+        if line.startswith("##[group]"):
+            if line.startswith("##[group]Run "):
+                self.section += 1
+                if len(self.headers) < MAX_TRACKED:
+                    self.headers[self.section] = line[len("##[group]Run ") :].strip()
+            return
+        for index in self.catalog.matching(line):
+            match = _Match(index, line_no, self.section, line, _around(block, start))
+            # the first match of a rule in a section is usually the root cause
+            key = (self.section, index)
+            if key not in self.by_section and len(self.by_section) < MAX_TRACKED:
+                self.by_section[key] = match
+            self.latest[index] = match
+            self.recent.append(match)
+        if line.startswith(("##[error]", "Error: ")):
+            self.final_error = (line_no, self.section)
+            self.final_window = [m for m in self.recent if line_no - m.line_number <= WINDOW]
+            self.final_context = _around(block, start, before=30, after=0)
 
     def result(self, steps: Sequence[str], failed_step_number: int | None) -> Classification | None:
         catalog = self.catalog
@@ -416,23 +477,24 @@ class _Scan:
         return None
 
 
-def _around(block: str, start: int, before: int = 8, after: int = 4) -> str:
-    """A few lines around a match, for the offline store (bounded)."""
+def _around(block: bytes, start: int, before: int = 8, after: int = 4) -> str:
+    """A few cleaned lines around a match, for the offline store (bounded)."""
     begin = start
     for _ in range(before):
-        previous = block.rfind("\n", 0, max(begin - 1, 0))
+        previous = block.rfind(b"\n", 0, max(begin - 1, 0))
         if previous < 0:
             begin = 0
             break
         begin = previous + 1
     end = start
     for _ in range(after + 1):
-        following = block.find("\n", end + 1)
+        following = block.find(b"\n", end + 1)
         if following < 0:
             end = len(block)
             break
         end = following
-    lines = [" ".join(line.split())[:300] for line in block[begin:end].split("\n")]
+    raw = block[begin:end].split(b"\n")
+    lines = [" ".join(clean_line(line).split())[:300] for line in raw]
     return "\n".join(lines)[:4096]
 
 
@@ -454,7 +516,7 @@ def scan_log(
     """The classification (None when no rule matched where the job failed) and the
     cleaned lines up to the final error, kept so that new rules can be tried later."""
     scan = _Scan(catalog)
-    for block in clean_blocks(chunks):
+    for block in raw_blocks(chunks):
         scan.feed(block)
     return scan.result(steps, failed_step_number), scan.final_context
 

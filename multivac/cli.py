@@ -298,11 +298,11 @@ def classify(
     rules: RulesOpt = None,
 ) -> None:
     """Classify local log files: per file, `PATH: TYPE` and the evidence line below it."""
-    from multivac import run
+    from multivac import local
 
     with handled():
         env = Environment()
-        code = run.classify_files(logs, _rule_sources(rules, env), as_json, err)
+        code = local.classify_files(logs, _rule_sources(rules, env), as_json, err)
         if code:
             raise typer.Exit(code)
 
@@ -313,10 +313,10 @@ def classify(
 @rules_app.command("list")
 def rules_list(rules: RulesOpt = None) -> None:
     """Show the effective catalog: built-in rules plus --rules, by priority."""
-    from multivac import run
+    from multivac import local
 
     with handled():
-        run.list_rules(_rule_sources(rules, Environment()))
+        local.list_rules(_rule_sources(rules, Environment()))
 
 
 @rules_app.command("check")
@@ -324,10 +324,10 @@ def rules_check(
     files: Annotated[list[Path], typer.Argument(help="Rule files to validate.")],
 ) -> None:
     """Validate rule files: names each bad entry and why, exit 2 when any is bad."""
-    from multivac import run
+    from multivac import local
 
     with handled():
-        code = run.check_rules(files, err)
+        code = local.check_rules(files, err)
         if code:
             raise typer.Exit(code)
 
@@ -428,8 +428,8 @@ def report(
     """Write a self-contained HTML report of the window from the local store.
 
     Failures by type over time, top failing jobs with evidence, queue time percentiles
-    by runner label, slowest and flaky jobs. The page needs no network to view. Whatever part of the window the store lacks is
-    gathered first (unless --offline).
+    by runner label, slowest and flaky jobs. The page needs no network to view. Whatever
+    part of the window the store lacks is gathered first (unless --offline).
     """
     from multivac import run
 

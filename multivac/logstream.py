@@ -1,14 +1,13 @@
-"""Raw log bytes to clean text blocks, in bounded memory.
+"""Raw log bytes to blocks of whole lines and clean text, in bounded memory.
 
 GitHub logs arrive as byte chunks with arbitrary boundaries: CRLF or LF, a UTF-8 BOM,
 a timestamp at the start of most lines, ANSI colour codes, and sometimes invalid UTF-8
-or NUL bytes. `clean_blocks` yields blocks of whole, cleaned lines (each ending in
-"\\n"), at most about `block` bytes each, however long the log.
+or NUL bytes. `raw_blocks` yields blocks of whole lines (each ending in a newline) of
+about `block` bytes however long the log; `clean_line` cleans one of their lines.
 """
 
 from __future__ import annotations
 
-import codecs
 import re
 from collections.abc import Iterable, Iterator
 
@@ -29,42 +28,56 @@ def clean_text(text: str) -> str:
     return text.lstrip("\ufeff")
 
 
-def _cap_lines(text: str) -> str:
-    if len(text) <= MAX_LINE or all(len(line) <= MAX_LINE for line in text.split("\n")):
-        return text
-    return "\n".join(line[:MAX_LINE] for line in text.split("\n"))
+_TIMESTAMP_BYTES = re.compile(rb"^(?:\xef\xbb\xbf)?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ?")
+_ANSI_BYTES = re.compile(rb"\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+_CONTROL_DELETE = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F])
 
 
-def clean_blocks(chunks: Iterable[bytes], block: int = 1 << 20) -> Iterator[str]:
-    """Blocks of cleaned whole lines from raw chunks; the last line gets a newline."""
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    pending: list[str] = []
+def clean_line(raw: bytes) -> str:
+    """One raw log line (no newline) as clean text: no timestamp, BOM or control bytes."""
+    raw = _TIMESTAMP_BYTES.sub(b"", raw[:MAX_LINE], count=1)
+    return raw.decode("utf-8", "replace").lstrip("\ufeff")
+
+
+def _tidy(block: bytes) -> bytes:
+    """Line endings, colours and control bytes of a block of whole lines; timestamps stay
+    (they are removed per candidate line, which is far cheaper than per block)."""
+    block = block.replace(b"\r\n", b"\n")
+    if b"\r" in block:
+        block = block.replace(b"\r", b" ")  # progress bars: keep GitHub's line numbers
+    if b"\x1b" in block:
+        block = _ANSI_BYTES.sub(b"", block)
+    return block.translate(None, _CONTROL_DELETE)
+
+
+def raw_blocks(chunks: Iterable[bytes], block: int = 1 << 20) -> Iterator[bytes]:
+    """Blocks of whole lines (each ending in a newline) from raw chunks, tidied."""
+    pending: list[bytes] = []
     size = 0
-    carry = ""
+    carry = b""
     first = True
     for chunk in chunks:
         if not chunk:
             continue
-        text = decoder.decode(chunk)
         if first:
-            text = text.lstrip("\ufeff")
+            chunk = chunk.removeprefix(b"\xef\xbb\xbf")
             first = False
-        pending.append(text)
-        size += len(text)
+        pending.append(chunk)
+        size += len(chunk)
         if size < block:
             continue
-        joined = carry + "".join(pending)
+        joined = carry + b"".join(pending)
         pending, size = [], 0
-        # keep a trailing CR with the next chunk: it may be half of a CRLF
-        cut = joined.rfind("\n")
+        cut = joined.rfind(b"\n")
         if cut < 0:
-            # one giant line so far: keep only its start
+            # one giant line so far: keep only its start, memory stays bounded
             carry = joined[:MAX_LINE] if len(joined) > MAX_LINE * 4 else joined
             continue
+        # a CR at the very end stays in carry with the rest: it may be half of a CRLF
         carry = joined[cut + 1 :]
-        yield _cap_lines(clean_text(joined[: cut + 1]))
-    tail = carry + "".join(pending) + decoder.decode(b"", final=True)
+        yield _tidy(joined[: cut + 1])
+    tail = carry + b"".join(pending)
     if tail:
-        if not tail.endswith("\n"):
-            tail += "\n"
-        yield _cap_lines(clean_text(tail))
+        if not tail.endswith(b"\n"):
+            tail += b"\n"
+        yield _tidy(tail)

@@ -6,7 +6,6 @@ store together and prints progress and the summary to the stderr console.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterable
 from contextlib import ExitStack
@@ -498,67 +497,4 @@ def reclassify_command(request: ReclassifyRequest, env: Environment, console: Co
     return code
 
 
-# ---------------------------------------------------------------------------- classify
-
-
-def classify_files(paths: list[Path], rules: list[str], as_json: bool, console: Console) -> int:
-    from multivac.classify import classify_file, load_catalog
-
-    catalog = load_catalog(rules)
-    results = []
-    code = 0
-    for path in paths:
-        if not path.is_file():
-            console.print(f"error: {path}: no such file.", markup=False)
-            code = 2
-            continue
-        try:
-            found = classify_file(path, catalog)
-        except OSError as exc:
-            console.print(f"error: {path}: {exc.strerror or exc}.", markup=False)
-            code = 2
-            continue
-        results.append(
-            {
-                "path": str(path),
-                "type": found.type if found else "unknown_failure",
-                "rule": found.rule if found else None,
-                "line_number": found.line_number if found else None,
-                "evidence": found.evidence if found else None,
-            }
-        )
-    if as_json:
-        sys.stdout.write(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    else:
-        for item in results:
-            sys.stdout.write(f"{item['path']}: {item['type']}\n")
-            if item["evidence"]:
-                where = f"line {item['line_number']}: " if item["line_number"] else ""
-                sys.stdout.write(f"    {where}{item['evidence']}\n")
-    return code
-
-
-def list_rules(sources: list[str]) -> None:
-    from multivac.classify import load_catalog
-
-    catalog = load_catalog(sources)
-    for rule in catalog.rules:
-        sys.stdout.write(f"{rule.priority:>4}  {rule.type:<18} {rule.id}\n")
-
-
-def check_rules(files: list[Path], console: Console) -> int:
-    from multivac.classify import check_rules_file
-
-    code = 0
-    for path in files:
-        problems = check_rules_file(str(path))
-        if problems:
-            code = 2
-            for problem in problems:
-                console.print(f"error: {problem}", markup=False)
-        else:
-            sys.stdout.write(f"{path}: ok\n")
-    return code
-
-
-__all__ = ["GatherRequest", "MultivacError", "classify_files", "gather"]
+__all__ = ["GatherRequest", "MultivacError", "gather"]
