@@ -34,12 +34,12 @@ from multivac.classify import load_catalog  # noqa: E402
 
 REALDATA = ROOT.parent / "shared" / "realdata" / "ghalogs-pytables-run200" / "log.tar.gz"
 FAILURE = (
-    "2024-01-01T00:00:00.0000000Z ##[group]Run python -m pytest\n"
-    "2024-01-01T00:00:01.0000000Z E   AssertionError: tables differ\n"
-    "2024-01-01T00:00:01.0000000Z FAILED tests/test_tables.py::test_roundtrip - "
-    "AssertionError: tables differ\n"
-    "2024-01-01T00:00:02.0000000Z ##[error]Process completed with exit code 1.\n"
-).encode()
+    b"2024-01-01T00:00:00.0000000Z ##[group]Run python -m pytest\n"
+    b"2024-01-01T00:00:01.0000000Z E   AssertionError: tables differ\n"
+    b"2024-01-01T00:00:01.0000000Z FAILED tests/test_tables.py::test_roundtrip - "
+    b"AssertionError: tables differ\n"
+    b"2024-01-01T00:00:02.0000000Z ##[error]Process completed with exit code 1.\n"
+)
 
 
 def build_log(target: Path, size_mb: int) -> int:
@@ -113,9 +113,8 @@ def main() -> None:
         grep_env = {**os.environ, "LC_ALL": "C"}
         theirs, _ = timed(["grep", "-E", "-c", "-f", str(patterns), str(log)], grep_env)
         print(f"log: {mb:.0f} MB, {count} grep patterns (the catalog's, as ERE)")
-        print(
-            f"multivac classify: {ours:.2f}s, {mb / ours:.0f} MB/s -> {match.group(1) if match else out!r}"
-        )
+        verdict = match.group(1) if match else out
+        print(f"multivac classify: {ours:.2f}s, {mb / ours:.0f} MB/s -> {verdict}")
         print(f"grep -E -f:        {theirs:.2f}s, {mb / theirs:.0f} MB/s")
         print(f"ratio (multivac speed / grep speed): {theirs / ours:.2f}")
         print(f"multivac peak memory (max RSS): {rss_mib:.0f} MiB")
