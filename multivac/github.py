@@ -313,9 +313,12 @@ class GitHubSource:
             return
         if budget.remaining <= 0:
             with self._pace_lock:
-                if (self.stats.budget.reset or 0) - time.time() <= 0:
+                # another thread may have waited, or a newer answer arrived, meanwhile
+                with self.stats.lock:
+                    remaining, reset = budget.remaining, budget.reset
+                if remaining is None or remaining > 0 or reset is None or reset <= time.time():
                     return
-                self._wait_until(budget.reset)
+                self._wait_until(reset)
                 with self.stats.lock:
                     budget.remaining = None  # unknown until the next answer
             return
