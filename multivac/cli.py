@@ -8,6 +8,7 @@ Domain errors become one line on stderr and an exit code here and nowhere else:
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -535,8 +536,14 @@ def doctor(repos: RepoArg = None) -> None:
             raise typer.Exit(1)
 
 
+def _terminate(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Entry point; the last guard so that a user never sees a traceback."""
+    # SIGTERM (a cancelled CI job, `kill`) stops like Ctrl-C: what was gathered is written
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app(prog_name="multivac")
     except SystemExit:
