@@ -19,6 +19,8 @@ die() {
 missing_pkgs=()
 command -v victoria-metrics >/dev/null 2>&1 || missing_pkgs+=(victoria-metrics)
 command -v influxd >/dev/null 2>&1 || missing_pkgs+=(influxdb)
+# the HTML report is checked in a real headless browser
+command -v chromium >/dev/null 2>&1 || missing_pkgs+=(chromium chromium-driver)
 
 if ((${#missing_pkgs[@]})); then
     section "apt-get install ${missing_pkgs[*]}"
@@ -51,8 +53,9 @@ if ((${#missing_pkgs[@]})); then
             "${sudo[@]}" rm -f /usr/sbin/policy-rc.d
         fi
         ((status == 0)) || die "apt-get failed to install ${missing_pkgs[*]}"
-        command -v victoria-metrics >/dev/null && command -v influxd >/dev/null ||
-            die "victoria-metrics or influxd still missing after apt-get install"
+        command -v victoria-metrics >/dev/null && command -v influxd >/dev/null &&
+            command -v chromium >/dev/null ||
+            die "victoria-metrics, influxd or chromium still missing after apt-get install"
     fi
 fi
 

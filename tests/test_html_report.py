@@ -1,0 +1,220 @@
+"""The HTML report: content, escaping, self-containment, and a real browser."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from multivac.html_report import percentile, render
+from multivac.model import Classification, Job, Run, Step
+from multivac.reports import Outcome
+from multivac.store import Store, StoredJob
+from tests.conftest import Invoke
+
+T0 = datetime(2026, 10, 2, 9, tzinfo=UTC)
+EVIL = "<script>window.__pwned=1;alert(1)</script>"
+ATTR = '"><img src=x onerror=alert(1)>'
+
+
+def run_(rid: int, created: datetime) -> Run:
+    return Run(
+        rid,
+        "octo/app",
+        "CI",
+        ".github/workflows/ci.yml",
+        1,
+        "main",
+        "abc",
+        "push",
+        "completed",
+        "failure",
+        created,
+        created,
+        f"https://github.com/octo/app/actions/runs/{rid}",
+    )
+
+
+def job_(
+    jid: int,
+    rid: int,
+    name: str,
+    conclusion: str,
+    created: datetime,
+    queued: float,
+    ran: float,
+    labels: tuple[str, ...] = ("ubuntu-latest",),
+    url: str | None = None,
+) -> Job:
+    started = created + timedelta(seconds=queued)
+    return Job(
+        jid,
+        rid,
+        1,
+        name,
+        "completed",
+        conclusion,
+        created,
+        started,
+        started + timedelta(seconds=ran),
+        labels,
+        "runner",
+        url or f"https://github.com/octo/app/actions/runs/{rid}/job/{jid}",
+        (Step(1, "Run tests", conclusion),),
+    )
+
+
+def sample() -> list[Outcome]:
+    items = []
+    for i in range(10):
+        created = T0 + timedelta(hours=i * 7)
+        run = run_(100 + i, created)
+        ok = job_(1000 + i, run.id, "build", "success", created, queued=10 * (i + 1), ran=60)
+        items.append(Outcome(StoredJob(run, ok, None), "successful_jobs", False))
+        bad = job_(
+            2000 + i,
+            run.id,
+            f"test {EVIL}" if i == 0 else "test",
+            "failure",
+            created,
+            queued=5,
+            ran=300 + i,
+            labels=("self-hosted", "Linux", "ARM64"),
+            url="javascript:alert(1)" if i == 1 else None,
+        )
+        cls = Classification(
+            "test_failure" if i % 3 else "out_of_memory",
+            "r",
+            "Run tests",
+            12,
+            f"FAILED t.py::test_{i} {EVIL if i == 0 else ATTR}",
+        )
+        items.append(Outcome(StoredJob(run, bad, cls), cls.type, i == 4))
+    return items
+
+
+def test_percentiles() -> None:
+    assert percentile([1.0], 95) == 1.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert percentile(list(map(float, range(101))), 95) == pytest.approx(95.0)
+
+
+def test_page_sections_numbers_and_escaping() -> None:
+    page = render(sample(), since=T0, until=T0 + timedelta(days=4))
+    for heading in (
+        "Failures by type over time",
+        "Top failing jobs",
+        "Queue time by runner label",
+        "Slowest jobs",
+        "Flaky jobs",
+        "Failure types",
+    ):
+        assert heading in page
+    assert "<b>20</b>job attempts" in page and "<b>10</b>failed" in page
+    assert "50.0%" in page
+    assert page.count("<rect") >= 10
+    assert EVIL not in page and ATTR not in page
+    assert "&lt;script&gt;window.__pwned=1;alert(1)&lt;/script&gt;" in page
+    assert 'href="javascript:' not in page
+    # queue p50 of ubuntu-latest: 10..100 s in steps of 10 -> 55 s
+    assert re.search(r"ubuntu-latest</td><td class=num>10</td><td class=num>55s</td>", page)
+    # self-contained: no external resources
+    assert not re.search(
+        r"""(src|href)=["']?(https?:)?//""", page.replace('href="https://github.com', "")
+    )
+    assert "<script" not in page
+    assert render(sample(), since=T0, until=T0 + timedelta(days=4)) == page
+
+
+def test_empty_window_is_a_valid_page() -> None:
+    page = render([], since=T0, until=T0 + timedelta(hours=5))
+    assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
+    assert "No failures in this window." in page
+
+
+def test_report_command_from_the_store(cli: Invoke, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with Store.open(state) as store:
+        for item in sample():
+            cls = item.stored.classification
+            store.save_run(
+                item.stored.run, [item.stored.job], {item.stored.job.id: cls} if cls else {}
+            )
+        store.add_coverage("octo/app", T0 - timedelta(days=1), T0 + timedelta(days=6))
+    out = tmp_path / "r" / "report.html"
+    result = cli(
+        "report",
+        "octo/app",
+        "--html",
+        str(out),
+        "--offline",
+        "--since",
+        "2026-10-01",
+        "--until",
+        "2026-10-08",
+        env={"MULTIVAC_STATE_DIR": str(state)},
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "wrote" in result.stderr
+    page = out.read_text()
+    assert "octo/app" in page and "out_of_memory" in page
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def test_report_renders_in_a_real_browser(tmp_path: Path) -> None:
+    browser_path = _chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None  # type: ignore[assignment]
+    if browser_path is None or sync_playwright is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium and playwright are needed in CI (tests/run.sh installs them)")
+        pytest.skip("chromium or playwright missing: bash tests/run.sh installs them")
+    page_file = tmp_path / "report.html"
+    page_file.write_text(render(sample(), since=T0, until=T0 + timedelta(days=4)))
+    dialogs: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=browser_path,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.goto(page_file.as_uri())
+            sizes = page.evaluate(
+                "() => [...document.querySelectorAll('svg')].map(s => {"
+                " const r = s.getBoundingClientRect();"
+                " return [r.width, r.height, s.querySelectorAll('rect').length]; })"
+            )
+            assert len(sizes) >= 2
+            assert all(w > 100 and h > 20 and n > 0 for w, h, n in sizes), sizes
+            text = page.inner_text("body")
+            assert EVIL in text  # shown as text
+            assert page.evaluate("() => window.__pwned === undefined")
+            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        finally:
+            browser.close()
+    assert dialogs == []
+    assert (tmp_path / "report.png").stat().st_size > 10_000
