@@ -85,6 +85,34 @@ class RequestStats:
                 self.not_modified += 1
 
 
+class Limiter:
+    """At most `width` requests at once; halved (down to 1) on a secondary rate limit."""
+
+    def __init__(self, width: int) -> None:
+        self.width = max(1, width)
+        self.active = 0
+        self.cut = False
+        self._cond = threading.Condition()
+
+    def __enter__(self) -> None:
+        with self._cond:
+            while self.active >= self.width:
+                self._cond.wait()
+            self.active += 1
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._cond:
+            self.active -= 1
+            self._cond.notify_all()
+
+    def shrink(self) -> int:
+        with self._cond:
+            if self.width > 1:
+                self.width //= 2
+                self.cut = True
+            return self.width
+
+
 class ResponseCache(Protocol):
     """Remembers list pages by URL so that repeats can be conditional requests."""
 
@@ -234,8 +262,10 @@ class GitHubSource:
         notify: Notify | None = None,
         cache: ResponseCache | None = None,
         stats: RequestStats | None = None,
+        concurrency: int = 4,
     ) -> None:
         self.settings = settings
+        self.limiter = Limiter(concurrency)
         self.policy = policy or RetryPolicy()
         self.notify: Notify = notify or (lambda _msg: None)
         self.cache = cache
@@ -355,7 +385,8 @@ class GitHubSource:
             self._pace()
             try:
                 self.stats.count(kind)
-                headers, data = fn(self._client())
+                with self.limiter:
+                    headers, data = fn(self._client())
             except GithubException as exc:
                 self._note_budget(exc.headers)
                 if _is_rate_limited(exc):
@@ -373,7 +404,11 @@ class GitHubSource:
                         wait = float(retry_after)
                     else:
                         wait = self.policy.secondary_wait * 2 ** (secondary - 1)
-                    self.notify(f"GitHub secondary rate limit; waiting {wait:.0f}s.")
+                    width = self.limiter.shrink()
+                    self.notify(
+                        f"GitHub secondary rate limit; waiting {wait:.0f}s, "
+                        f"then {width} request(s) at a time."
+                    )
                     with self.stats.lock:
                         self.stats.retries += 1
                     self._sleep(wait)

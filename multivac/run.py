@@ -185,7 +185,12 @@ def gather(
     stats = RequestStats()
     store = Store.open(root)
     source = GitHubSource(
-        settings, policy=policy_from_env(env, max_wait), notify=notify, stats=stats, cache=store
+        settings,
+        policy=policy_from_env(env, max_wait),
+        notify=notify,
+        stats=stats,
+        cache=store,
+        concurrency=request.concurrency,
     )
     options = GatherOptions(
         repos=tuple(repos),
@@ -277,6 +282,11 @@ def gather(
                         markup=False,
                     )
                 code = code or 1
+    if source.limiter.cut:
+        console.print(
+            f"note: concurrency was cut to {source.limiter.width} after a secondary rate limit.",
+            markup=False,
+        )
     for lost in source.truncated_windows:
         console.print(f"warning: {lost}", markup=False)
     console.print(_describe(gatherer.summary, stats, influx_note), markup=False)
