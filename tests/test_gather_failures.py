@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import io
+import json
+import threading
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 from tests.conftest import TOKEN, Invoke
 from tests.ghserver import FakeGitHub, make_log
@@ -187,3 +192,59 @@ def test_reclassify_applies_new_rules_to_stored_evidence(
     assert row["evidence"] == "something odd"
     stats = cli("failures", "stats", "octo/fail", "--offline", "--since", "7d", env=e)
     assert "odd_failure" in stats.stdout and "unknown_failure" not in stats.stdout
+
+
+class _DeleteRecorder(BaseHTTPRequestHandler):
+    """Records InfluxDB 2 delete and write calls (VictoriaMetrics has no delete API)."""
+
+    calls: ClassVar[list[tuple[str, bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        type(self).calls.append((self.path.split("?")[0], body))
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+def test_reclassify_to_influxdb_deletes_the_old_point_first(
+    ghserver: FakeGitHub, cli: Invoke, tmp_path: Path
+) -> None:
+    ids = populate(ghserver)
+    e = env(ghserver, tmp_path / "s")
+    assert cli("gather", "octo/fail", env=e).exit_code == 0
+    rules = tmp_path / "ours.yaml"
+    rules.write_text(
+        "rules:\n  - id: odd\n    type: odd_failure\n    priority: 80\n"
+        "    patterns: ['^something odd$']\n"
+        "    examples: {match: ['something odd'], no_match: ['something even']}\n"
+    )
+    handler = type("Rec", (_DeleteRecorder,), {"calls": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        influx = {
+            **e,
+            "INFLUX_URL": url,
+            "INFLUX_TOKEN": "t",
+            "INFLUX_ORG": "o",
+            "INFLUX_BUCKET": "b",
+        }
+        done = cli("reclassify", "--rules", str(rules), "-f", "influxdb", env=influx)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.exit_code == 0, done.stderr
+    paths = [path for path, _ in handler.calls]
+    assert paths == ["/api/v2/delete", "/api/v2/write"]
+    predicate = json.loads(handler.calls[0][1])["predicate"]
+    assert '_measurement="unknown_failure"' in predicate
+    assert f'job_id="{ids["unknown"]}"' in predicate
+    written = handler.calls[1][1].decode()
+    assert written.startswith("odd_failure,") and f"job_id={ids['unknown']}" in written

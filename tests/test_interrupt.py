@@ -134,3 +134,34 @@ def test_org_and_shards(ghserver: FakeGitHub, cli: Invoke) -> None:
     assert sum(len(s) for s in shards) == len(names)
     bad = cli("gather", "--org", "octo", "--shard", "4/3", env=env)
     assert bad.exit_code == 2 and "--shard" in bad.stderr
+
+
+def test_influx_stopped_mid_gather_then_replayed(
+    ghserver: FakeGitHub, vm: VictoriaMetrics, tmp_path: Path
+) -> None:
+    populate(ghserver)
+    ghserver.faults.add(r".", "latency", count=None, seconds=0.02)
+    state = tmp_path / "state"
+    proc = start(ghserver, state, vm.url)
+    time.sleep(1.0)
+    vm.stop()
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        vm.start()
+    assert proc.returncode == 1, err.decode()
+    assert b"spooled" in err and b"multivac replay" in err
+    env = {
+        **os.environ,
+        "MULTIVAC_STATE_DIR": str(state),
+        "INFLUX_URL": vm.url,
+        "INFLUX_TOKEN": "t",
+        "INFLUX_ORG": "o",
+        "INFLUX_BUCKET": "b",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "multivac", "replay"], env=env, capture_output=True, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    keys = {(p.measurement, p.tags["job_id"]) for p in vm.points()}
+    assert len(keys) == 120
