@@ -296,19 +296,12 @@ class Store:
         )
         return {row[0]: Classification(*row[1:]) for row in cursor}
 
-    def classified(self, job_ids: Iterable[int]) -> dict[int, Classification]:
+    def _by_ids(self, sql: str, job_ids: Iterable[int]) -> Iterator[tuple[Any, ...]]:
+        """Rows of `sql` (with one `{marks}` placeholder) for many ids, 500 at a time."""
         ids = list(job_ids)
-        found: dict[int, Classification] = {}
         for start in range(0, len(ids), 500):
             part = ids[start : start + 500]
-            marks = ",".join("?" * len(part))
-            cursor = self.db.execute(
-                "SELECT job_id, type, rule, step, line_number, evidence, excerpt "
-                f"FROM classifications WHERE job_id IN ({marks})",
-                part,
-            )
-            found.update({row[0]: Classification(*row[1:]) for row in cursor})
-        return found
+            yield from self.db.execute(sql.format(marks=",".join("?" * len(part))), part)
 
     def set_classification(self, job_id: int, classification: Classification) -> None:
         c = classification
@@ -352,17 +345,11 @@ class Store:
     # ------------------------------------------------------------------ emitted points
 
     def emitted(self, job_ids: Iterable[int]) -> dict[int, tuple[str, int]]:
-        ids = list(job_ids)
-        found: dict[int, tuple[str, int]] = {}
-        for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
-            cursor = self.db.execute(
-                f"SELECT job_id, measurement, time_ns FROM emitted "
-                f"WHERE job_id IN ({','.join('?' * len(part))})",
-                part,
-            )
-            found.update({row[0]: (row[1], row[2]) for row in cursor})
-        return found
+        rows = self._by_ids(
+            "SELECT job_id, measurement, time_ns FROM emitted WHERE job_id IN ({marks})",
+            job_ids,
+        )
+        return {row[0]: (row[1], row[2]) for row in rows}
 
     def note_emitted(self, points: Iterable[tuple[int, str, int]]) -> None:
         self._write("INSERT OR REPLACE INTO emitted VALUES (?,?,?)", list(points))

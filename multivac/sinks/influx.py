@@ -182,6 +182,13 @@ class Spool:
         return [line for line in path.read_text("utf-8").splitlines() if line.strip()]
 
 
+def _rejected(exc: WriteFailed) -> bool:
+    """A 4xx about the data itself (400, 413, 422): retrying cannot help. Auth (401,
+    403), a missing bucket (404) and throttling (429) are not the data's fault."""
+    status = exc.status
+    return status is not None and 400 <= status < 500 and status not in (401, 403, 404, 429)
+
+
 def _chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
     chunk: list[str] = []
     for line in lines:
@@ -239,23 +246,8 @@ class InfluxSink:
             try:
                 self._deliver(lines)
             except WriteFailed as exc:
-                if (
-                    exc.status is not None
-                    and 400 <= exc.status < 500
-                    and exc.status
-                    not in (
-                        401,
-                        403,
-                        404,
-                        429,
-                    )
-                ):
-                    self.spool.reject(path, f"HTTP {exc.status}: {exc.message}")
-                    self.stats.rejected += len(lines)
-                    self.stats.messages.append(
-                        f"InfluxDB rejected {len(lines)} spooled points (HTTP {exc.status}): "
-                        f"{exc.message}; set aside in {self.spool.rejected}."
-                    )
+                if _rejected(exc):
+                    self._set_aside(path, len(lines), exc)
                     continue
                 self._down = True
                 self._remember(exc)
@@ -264,6 +256,15 @@ class InfluxSink:
             delivered += len(lines)
         self.stats.replayed += delivered
         return delivered
+
+    def _set_aside(self, path: Path, count: int, exc: WriteFailed) -> None:
+        """A chunk the server refused as data: keep it, with the server's message."""
+        self.spool.reject(path, f"HTTP {exc.status}: {exc.message}")
+        self.stats.rejected += count
+        self.stats.messages.append(
+            f"InfluxDB rejected {count} points (HTTP {exc.status}): {exc.message}; "
+            f"set aside in {self.spool.rejected}."
+        )
 
     def _remember(self, exc: WriteFailed) -> None:
         where = f"HTTP {exc.status}" if exc.status else "unreachable"
@@ -290,23 +291,8 @@ class InfluxSink:
                 self.stats.written += len(chunk)
             except WriteFailed as exc:
                 path = self.spool.add(chunk)
-                if (
-                    exc.status is not None
-                    and 400 <= exc.status < 500
-                    and exc.status
-                    not in (
-                        401,
-                        403,
-                        404,
-                        429,
-                    )
-                ):
-                    self.spool.reject(path, f"HTTP {exc.status}: {exc.message}")
-                    self.stats.rejected += len(chunk)
-                    self.stats.messages.append(
-                        f"InfluxDB rejected {len(chunk)} points (HTTP {exc.status}): "
-                        f"{exc.message}; set aside in {self.spool.rejected}."
-                    )
+                if _rejected(exc):
+                    self._set_aside(path, len(chunk), exc)
                     continue
                 self.stats.spooled += len(chunk)
                 self._down = True
