@@ -95,6 +95,11 @@ def flaky_job_ids(jobs: list[Job] | tuple[Job, ...]) -> set[int]:
     }
 
 
+def _job_id(record: JobRecord) -> int:
+    value = record.tags.get("job_id") or record.fields.get("job_id") or 0
+    return int(value)
+
+
 class Gatherer:
     def __init__(
         self,
@@ -280,10 +285,36 @@ class Gatherer:
                 for future in pending:
                     future.cancel()
 
+    def _superseded(self, records: tuple[JobRecord, ...]) -> list[tuple[str, dict[str, str], int]]:
+        """Points written before whose series changed since (a job became flaky after a
+        successful retry): they must go, or the job would be counted twice."""
+        assert self.store is not None
+        before = self.store.emitted(_job_id(r) for r in records)
+        stale: list[tuple[str, dict[str, str], int]] = []
+        for record in records:
+            old = before.get(_job_id(record))
+            if old is None:
+                continue
+            measurement, time_ns, flaky = old
+            now_flaky = record.tags.get("flaky") == "true"
+            if (measurement, time_ns, flaky) == (record.measurement, record.time_ns, now_flaky):
+                continue
+            if "job_id" in record.tags:
+                identity = {"job_id": record.tags["job_id"]}
+            else:
+                identity = {k: v for k, v in record.tags.items() if k in ("repository", "job_name")}
+            stale.append((measurement, identity, time_ns))
+        return stale
+
     def run(self, sink: Sink, on_result: Callable[[RunResult], Any] | None = None) -> Summary:
         """Write each run's records, then remember the run: a kill between the two only
         means the run is fetched and written again (points are idempotent)."""
+        retract = getattr(sink, "retract", None)
         for result in self.results():
+            if result.records and self.store is not None and retract is not None:
+                stale = self._superseded(result.records)
+                if stale:
+                    retract(stale)
             if result.records:
                 sink.write(result.records)
                 with self.summary.lock:
@@ -292,11 +323,7 @@ class Gatherer:
                 self.store.save_run(result.run, result.jobs, result.classifications)
             if self.store is not None and result.records:
                 self.store.note_emitted(
-                    (
-                        int(r.tags.get("job_id") or r.fields.get("job_id") or 0),
-                        r.measurement,
-                        r.time_ns,
-                    )
+                    (_job_id(r), r.measurement, r.time_ns, r.tags.get("flaky") == "true")
                     for r in result.records
                 )
             if not result.fetched:

@@ -499,7 +499,13 @@ def reclassify_command(request: ReclassifyRequest, env: Environment, console: Co
                     console.print(f"error: {sink.failure}", markup=False)
                     code = 1
         store.note_emitted(
-            (change.job_id, change.record.measurement, change.record.time_ns) for change in changes
+            (
+                change.job_id,
+                change.record.measurement,
+                change.record.time_ns,
+                change.record.tags.get("flaky") == "true",
+            )
+            for change in changes
         )
     for move, count in moves.most_common():
         console.print(f"moved {count} jobs: {move}", markup=False)

@@ -74,7 +74,8 @@ CREATE TABLE IF NOT EXISTS classifications (
 CREATE TABLE IF NOT EXISTS emitted (
     job_id INTEGER PRIMARY KEY,
     measurement TEXT NOT NULL,
-    time_ns INTEGER NOT NULL
+    time_ns INTEGER NOT NULL,
+    flaky INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS pages (
     key TEXT PRIMARY KEY,
@@ -344,15 +345,22 @@ class Store:
 
     # ------------------------------------------------------------------ emitted points
 
-    def emitted(self, job_ids: Iterable[int]) -> dict[int, tuple[str, int]]:
+    def emitted(self, job_ids: Iterable[int]) -> dict[int, tuple[str, int, bool]]:
+        """What was last written for each job: (measurement, time_ns, flaky)."""
         rows = self._by_ids(
-            "SELECT job_id, measurement, time_ns FROM emitted WHERE job_id IN ({marks})",
+            "SELECT job_id, measurement, time_ns, flaky FROM emitted WHERE job_id IN ({marks})",
             job_ids,
         )
-        return {row[0]: (row[1], row[2]) for row in rows}
+        return {row[0]: (row[1], row[2], bool(row[3])) for row in rows}
 
-    def note_emitted(self, points: Iterable[tuple[int, str, int]]) -> None:
-        self._write("INSERT OR REPLACE INTO emitted VALUES (?,?,?)", list(points))
+    def note_emitted(self, points: Iterable[tuple[int, str, int, bool]]) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO emitted VALUES (?,?,?,?)",
+            [
+                (job, measurement, time_ns, int(flaky))
+                for job, measurement, time_ns, flaky in points
+            ],
+        )
 
     # ------------------------------------------------------------------ coverage
 

@@ -248,3 +248,40 @@ def test_reclassify_to_influxdb_deletes_the_old_point_first(
     assert f'job_id="{ids["unknown"]}"' in predicate
     written = handler.calls[1][1].decode()
     assert written.startswith("odd_failure,") and f"job_id={ids['unknown']}" in written
+
+
+def test_job_turning_flaky_replaces_its_old_point(
+    ghserver: FakeGitHub, cli: Invoke, tmp_path: Path
+) -> None:
+    repo = ghserver.add_repo("octo/flaky")
+    run = repo.add_run(created_at=NOW - timedelta(hours=2), conclusion="failure")
+    failed = run.add_job("test", attempt=1, conclusion="failure")
+    handler = type("Rec", (_DeleteRecorder,), {"calls": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        influx = {
+            **env(ghserver, tmp_path / "s"),
+            "INFLUX_URL": f"http://127.0.0.1:{server.server_address[1]}",
+            "INFLUX_TOKEN": "t",
+            "INFLUX_ORG": "o",
+            "INFLUX_BUCKET": "b",
+        }
+        first = cli("gather", "octo/flaky", "--no-logs", "-f", "influxdb", env=influx)
+        assert first.exit_code == 0, first.stderr
+        again = cli("gather", "octo/flaky", "--no-logs", "-f", "influxdb", env=influx)
+        assert again.exit_code == 0, again.stderr
+        assert [p for p, _ in handler.calls] == ["/api/v2/write", "/api/v2/write"]
+        run.add_job("test", attempt=2, conclusion="success")  # the retry succeeds
+        third = cli("gather", "octo/flaky", "--no-logs", "-f", "influxdb", env=influx)
+        assert third.exit_code == 0, third.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+    paths = [p for p, _ in handler.calls]
+    assert paths == ["/api/v2/write", "/api/v2/write", "/api/v2/delete", "/api/v2/write"]
+    predicate = json.loads(handler.calls[2][1])["predicate"]
+    assert predicate == f'_measurement="unknown_failure" AND job_id="{failed.id}"'
+    lines = handler.calls[3][1].decode().splitlines()
+    flaky = [line for line in lines if f"job_id={failed.id}" in line]
+    assert len(flaky) == 1 and "flaky=true" in flaky[0]

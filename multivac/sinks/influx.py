@@ -280,6 +280,21 @@ class InfluxSink:
             chunk, self._buffer = self._buffer[: self.chunk_size], self._buffer[self.chunk_size :]
             self._send(chunk)
 
+    def retract(self, points: list[tuple[str, dict[str, str], int]]) -> None:
+        """Delete points written by an earlier gather that a new record supersedes."""
+        for measurement, identity, time_ns in points:
+            if self._down:
+                return
+            try:
+                self.writer.delete_point(measurement, identity, time_ns)
+            except WriteFailed as exc:
+                where = f"HTTP {exc.status}" if exc.status else "unreachable"
+                self.stats.messages.append(
+                    f"cannot delete the superseded point of {identity} ({where}: "
+                    f"{exc.message}); that job may be counted twice until it is deleted."
+                )
+                return
+
     def _send(self, lines: list[str]) -> None:
         for chunk in _chunks(lines, self.chunk_size):
             if self._down:
