@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from multivac.github import GitHubSource, LogStreamError
+from multivac.errors import GitHubError
+from multivac.github import GitHubSource, LogStreamError, RateLimitStop
 from multivac.model import (
     CANCELLED,
     FAILED_CONCLUSIONS,
@@ -121,6 +122,19 @@ class Gatherer:
 
     # ------------------------------------------------------------------ classification
 
+    def _from_annotations(self, repo: str, job: Job) -> Classification | None:
+        from multivac import classify
+
+        assert self.catalog is not None
+        try:
+            messages = self.source.annotations(repo, job.id)
+        except RateLimitStop:
+            raise
+        except GitHubError as exc:
+            self.source.notify(f"job {job.id}: {exc}")
+            return None
+        return classify.classify_annotations(messages, self.catalog)
+
     def _classify(self, repo: str, job: Job) -> Classification | None:
         """Why a failed or cancelled job ended; a placeholder when nothing tells."""
         if self.catalog is None or not self.options.fetch_logs:
@@ -129,9 +143,7 @@ class Gatherer:
 
         if job.conclusion == "cancelled":
             # a job past timeout-minutes is reported cancelled: only annotations tell
-            cause = classify.classify_annotations(
-                self.source.annotations(repo, job.id), self.catalog
-            )
+            cause = self._from_annotations(repo, job)
             return cause or Classification(CANCELLED, "", None, None, "")
         if job.conclusion not in FAILED_CONCLUSIONS:
             return None
@@ -139,12 +151,12 @@ class Gatherer:
         context = ""
         log_missing = False
         for _attempt in range(3):
-            download = self.source.open_log(repo, job.id)
-            if download is None:
-                log_missing = True
-                break
-            failed = job.failed_step
             try:
+                download = self.source.open_log(repo, job.id)
+                if download is None:
+                    log_missing = True
+                    break
+                failed = job.failed_step
                 found, context = classify.scan_log(
                     download.chunks(),
                     self.catalog,
@@ -152,16 +164,24 @@ class Gatherer:
                     failed_step_number=failed.number if failed else None,
                 )
                 break
+            except RateLimitStop:
+                raise
             except LogStreamError:
+                # broken off or refused by the log host: a new signed URL, a new try
                 with self.summary.lock:
                     self.summary.log_errors += 1
                 continue
+            except GitHubError as exc:
+                # GitHub refused this one log (not the budget): the job keeps a record
+                self.source.notify(f"job {job.id}: {exc}")
+                with self.summary.lock:
+                    self.summary.log_errors += 1
+                log_missing = True
+                break
         else:
             log_missing = True
         if found is None:
-            found = classify.classify_annotations(
-                self.source.annotations(repo, job.id), self.catalog
-            )
+            found = self._from_annotations(repo, job)
         if found is None and log_missing:
             with self.summary.lock:
                 self.summary.logs_unavailable += 1

@@ -285,3 +285,20 @@ def test_job_turning_flaky_replaces_its_old_point(
     lines = handler.calls[3][1].decode().splitlines()
     flaky = [line for line in lines if f"job_id={failed.id}" in line]
     assert len(flaky) == 1 and "flaky=true" in flaky[0]
+
+
+def test_log_faults_degrade_to_a_record_not_a_crash(
+    ghserver: FakeGitHub, cli: Invoke, tmp_path: Path
+) -> None:
+    ids = populate(ghserver)
+    # the download of the test job's log breaks off once: a new signed URL, a new try
+    ghserver.faults.add(rf"/_signed/logs/{ids['test']}", "truncate", count=1)
+    # GitHub refuses the OOM job's log outright (not a rate limit)
+    ghserver.faults.add(rf"/actions/jobs/{ids['oom']}/logs", "status", count=None, status=403)
+    result = cli("gather", "octo/fail", env=env(ghserver, tmp_path / "s"))
+    assert result.exit_code == 0, result.stderr
+    rows = by_job(result.stdout)
+    assert rows[str(ids["test"])]["measurement"] == "test_failure"
+    assert rows[str(ids["oom"])]["measurement"] == "log_unavailable"
+    assert "Traceback" not in result.stderr
+    assert f"job {ids['oom']}:" in result.stderr
