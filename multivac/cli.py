@@ -13,21 +13,49 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 
-from multivac import __version__
+from multivac import __version__, config
 from multivac.config import Environment, redact
 from multivac.errors import MultivacError
+from multivac.retry import RetryPolicy
 from multivac.sinks import Format
 
-if TYPE_CHECKING:
-    from multivac.run import FailuresRequest
-
-EXIT_RATE_LIMIT = 3
 EXIT_INTERRUPTED = 130
+
+
+def _readable_arguments() -> None:
+    """typer labels an argument with its Python type (`OWNER/REPO <list[str]>`) and a
+    required one in braces (`{LOG}...`); where a metavar says what to type, show just
+    that: `[OWNER/REPO]...`, `LOG...`."""
+    from typer.core import TyperArgument
+
+    typed = TyperArgument.display_type_rich
+    usage = TyperArgument._usage_display_name
+
+    def repeat(self: TyperArgument, name: str) -> str:
+        return name + ("..." if self.nargs != 1 else "")
+
+    def display_type(self: Any, ctx: Any) -> str | None:
+        return None if self.metavar else typed(self, ctx)
+
+    def display_name(self: TyperArgument) -> str:
+        return repeat(self, self.display_name_raw)
+
+    def usage_name(self: TyperArgument) -> str:
+        if self.metavar and self.required:
+            return repeat(self, self.metavar)
+        return usage(self)
+
+    TyperArgument.display_type_rich = display_type  # type: ignore[method-assign]
+    TyperArgument._rich_display_name = display_name  # type: ignore[method-assign]
+    TyperArgument._usage_display_name = usage_name  # type: ignore[method-assign]
+
+
+_readable_arguments()
 
 app = typer.Typer(
     name="multivac",
@@ -45,7 +73,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(rules_app, name="rules")
 app.add_typer(failures_app, name="failures")
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -63,7 +91,7 @@ def handled() -> Iterator[None]:
     except MultivacError as exc:
         fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        err.print("interrupted.", markup=False)
+        err.print("interrupted; what was gathered so far is written and kept.", markup=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
@@ -89,7 +117,7 @@ def _root(
 RepoArg = Annotated[
     list[str] | None,
     typer.Argument(
-        metavar="[OWNER/REPO]...",
+        metavar="OWNER/REPO",
         help="Repositories to gather (default: $GITHUB_REPOSITORY).",
         show_default=False,
     ),
@@ -98,6 +126,7 @@ SinceOpt = Annotated[
     str | None,
     typer.Option(
         "--since",
+        metavar="DURATION|DATE",
         help="Start of the window: a duration ago (30d, 12h, 45m) or an ISO date/datetime "
         "(UTC when no zone is given). Default 1d, or all history with --latest.",
         show_default=False,
@@ -106,13 +135,17 @@ SinceOpt = Annotated[
 UntilOpt = Annotated[
     str | None,
     typer.Option(
-        "--until", help="End of the window, like --since. Default: now.", show_default=False
+        "--until",
+        metavar="DURATION|DATE",
+        help="End of the window, like --since. Default: now.",
+        show_default=False,
     ),
 ]
 RulesOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--rules",
+        metavar="FILE|PACK",
         help="Extra failure rules: a YAML file or a shipped pack name such as 'tarantool' "
         "(repeatable; also MULTIVAC_RULES, comma-separated). Later rules override earlier ones.",
         show_default=False,
@@ -122,20 +155,28 @@ StateDirOpt = Annotated[
     Path | None,
     typer.Option(
         "--state-dir",
+        metavar="DIR",
         help="Where the local store and the InfluxDB spool live "
         "(default: $MULTIVAC_STATE_DIR, else ~/.local/state/multivac).",
         show_default=False,
     ),
 ]
-
-
-def _rule_sources(flag: list[str] | None, env: Environment) -> list[str]:
-    if flag:
-        return list(flag)
-    found = env.lookup("MULTIVAC_RULES")
-    if found is None:
-        return []
-    return [part.strip() for part in found.value.split(",") if part.strip()]
+MaxWaitOpt = Annotated[
+    str,
+    typer.Option(
+        "--max-wait",
+        metavar="DURATION",
+        help="How long to wait out a GitHub outage (5xx, dropped connections) or a rate "
+        "limit before stopping with what was gathered (a duration like 15m; a rerun "
+        "completes the window).",
+    ),
+]
+ConcurrencyOpt = Annotated[
+    int,
+    typer.Option(
+        "--concurrency", metavar="N", min=1, max=32, help="Runs fetched at once (1 to 32)."
+    ),
+]
 
 
 # ---------------------------------------------------------------------------- gather
@@ -148,6 +189,7 @@ def gather(
         str | None,
         typer.Option(
             "--org",
+            metavar="ORG",
             help="Gather every non-archived repository of this organisation (or user).",
             show_default=False,
         ),
@@ -156,7 +198,8 @@ def gather(
         str | None,
         typer.Option(
             "--shard",
-            help="K/N: gather only this share of the repositories (deterministic by name), "
+            metavar="K/N",
+            help="Gather only this share of the repositories (deterministic by name), "
             "so that N scheduled jobs share an organisation.",
             show_default=False,
         ),
@@ -166,17 +209,27 @@ def gather(
     latest: Annotated[
         int | None,
         typer.Option(
-            "--latest", min=1, help="Only the newest N completed runs.", show_default=False
+            "--latest",
+            metavar="N",
+            min=1,
+            help="Only the newest N completed runs.",
+            show_default=False,
         ),
     ] = None,
     branch: Annotated[
         list[str] | None,
-        typer.Option("--branch", help="Only runs of this branch (repeatable).", show_default=False),
+        typer.Option(
+            "--branch",
+            metavar="BRANCH",
+            help="Only runs of this branch (repeatable).",
+            show_default=False,
+        ),
     ] = None,
     workflow: Annotated[
         list[str] | None,
         typer.Option(
             "--workflow",
+            metavar="FILE|NAME",
             help="Only this workflow: a file name like ci.yml or a workflow name (repeatable).",
             show_default=False,
         ),
@@ -184,7 +237,10 @@ def gather(
     event: Annotated[
         str | None,
         typer.Option(
-            "--event", help="Only runs triggered by this event (push, ...).", show_default=False
+            "--event",
+            metavar="EVENT",
+            help="Only runs triggered by this event (push, pull_request, schedule, ...).",
+            show_default=False,
         ),
     ] = None,
     fmt: Annotated[
@@ -200,7 +256,11 @@ def gather(
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", help="Write to this file instead of stdout.", show_default=False
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write to this file instead of stdout.",
+            show_default=False,
         ),
     ] = None,
     lean_tags: Annotated[
@@ -225,18 +285,8 @@ def gather(
             help="Do not download logs: failed jobs are keyed unknown_failure (saves API budget).",
         ),
     ] = False,
-    concurrency: Annotated[
-        int,
-        typer.Option("--concurrency", min=1, max=32, help="Runs fetched at once."),
-    ] = 4,
-    max_wait: Annotated[
-        str,
-        typer.Option(
-            "--max-wait",
-            help="Longest wait for GitHub's rate limit to reset before stopping with "
-            "what was gathered (a duration like 15m).",
-        ),
-    ] = "15m",
+    concurrency: ConcurrencyOpt = 4,
+    max_wait: MaxWaitOpt = "15m",
     state_dir: StateDirOpt = None,
 ) -> None:
     """Gather every job attempt of every completed workflow run created in the window.
@@ -245,44 +295,42 @@ def gather(
     outcome or failure type, tags, queued_s and in_progress_s. Data goes to stdout or
     --output, messages and the summary to stderr.
     """
-    from multivac import run
+    from multivac.commands.gather import gather as run_gather
 
     with handled():
-        env = Environment()
-        request = run.GatherRequest(
-            repos=repos or [],
+        plan = config.plan_gather(
+            Environment(),
+            repos=repos,
+            org=org,
+            shard=shard,
             since=since,
             until=until,
             latest=latest,
-            branches=branch or [],
-            workflows=workflow or [],
+            branches=branch,
+            workflows=workflow,
             event=event,
-            fmt=fmt,
+            output_format=fmt,
             output=output,
             lean=lean_tags,
             create_bucket=create_bucket,
-            rules=_rule_sources(rules, env),
+            rules=rules,
             fetch_logs=not no_logs,
             concurrency=concurrency,
             max_wait=max_wait,
-            state_dir=state_dir,
-            org=org,
-            shard=shard,
+            state=state_dir,
         )
-        code = run.gather(request, env, err)
-        if code:
-            raise typer.Exit(code)
+        run_gather(plan, err)
 
 
 @app.command()
 def replay(state_dir: StateDirOpt = None) -> None:
     """Deliver the points spooled while InfluxDB was unreachable (every gather does this first)."""
-    from multivac import run
+    from multivac.commands.gather import replay as run_replay
 
     with handled():
-        code = run.replay(Environment(), state_dir, err)
-        if code:
-            raise typer.Exit(code)
+        env = Environment()
+        policy = config.influx_wait(env, config.retry_policy(env))
+        run_replay(config.state_dir(state_dir, env), config.influx_settings(env), policy, err)
 
 
 # ---------------------------------------------------------------------------- classify
@@ -291,7 +339,8 @@ def replay(state_dir: StateDirOpt = None) -> None:
 @app.command()
 def classify(
     logs: Annotated[
-        list[Path], typer.Argument(help="Log files (downloaded, or copied from the web UI).")
+        list[Path],
+        typer.Argument(metavar="LOG", help="Log files (downloaded, or copied from the web UI)."),
     ],
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a JSON array of {path, type, rule, ...}.")
@@ -299,11 +348,11 @@ def classify(
     rules: RulesOpt = None,
 ) -> None:
     """Classify local log files: per file, `PATH: TYPE` and the evidence line below it."""
-    from multivac import local
+    from multivac.commands import local
 
     with handled():
-        env = Environment()
-        code = local.classify_files(logs, _rule_sources(rules, env), as_json, err)
+        sources = config.rule_sources(rules, Environment())
+        code = local.classify_files(logs, sources, as_json, err)
         if code:
             raise typer.Exit(code)
 
@@ -314,18 +363,18 @@ def classify(
 @rules_app.command("list")
 def rules_list(rules: RulesOpt = None) -> None:
     """Show the effective catalog: built-in rules plus --rules, by priority."""
-    from multivac import local
+    from multivac.commands import local
 
     with handled():
-        local.list_rules(_rule_sources(rules, Environment()))
+        local.list_rules(config.rule_sources(rules, Environment()))
 
 
 @rules_app.command("check")
 def rules_check(
-    files: Annotated[list[Path], typer.Argument(help="Rule files to validate.")],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE", help="Rule files to validate.")],
 ) -> None:
     """Validate rule files: names each bad entry and why, exit 2 when any is bad."""
-    from multivac import local
+    from multivac.commands import local
 
     with handled():
         code = local.check_rules(files, err)
@@ -339,6 +388,7 @@ FailSinceOpt = Annotated[
     str | None,
     typer.Option(
         "--since",
+        metavar="DURATION|DATE",
         help="Start of the window: a duration ago (30d, 12h) or an ISO date. Default 7d.",
         show_default=False,
     ),
@@ -351,24 +401,28 @@ OfflineOpt = Annotated[
 ]
 
 
-def _failures_request(
+def _store_command(
     repos: list[str] | None,
     since: str | None,
     until: str | None,
     rules: list[str] | None,
     state_dir: Path | None,
     offline: bool,
-) -> FailuresRequest:
-    from multivac import run
-
-    return run.FailuresRequest(
-        repos=repos or [],
+    *,
+    all_stored: bool = False,
+) -> tuple[config.StorePlan, config.GitHubSettings, RetryPolicy]:
+    env = Environment()
+    plan = config.plan_store(
+        env,
+        repos=repos,
         since=since,
         until=until,
-        rules=_rule_sources(rules, Environment()),
-        state_dir=state_dir,
+        rules=rules,
+        state=state_dir,
         offline=offline,
+        all_stored=all_stored,
     )
+    return plan, config.github_settings(env), config.retry_policy(env)
 
 
 @failures_app.command("stats")
@@ -384,13 +438,11 @@ def failures_stats(
 
     Reads the local store, gathering first whatever part of the window it lacks.
     """
-    from multivac import run
+    from multivac.commands import failures
 
     with handled():
-        request = _failures_request(repos, since, until, rules, state_dir, offline)
-        code = run.failure_stats_command(request, Environment(), err)
-        if code:
-            raise typer.Exit(code)
+        plan, github, policy = _store_command(repos, since, until, rules, state_dir, offline)
+        failures.stats(plan, github, policy, err)
 
 
 @failures_app.command("watch")
@@ -404,21 +456,27 @@ def failures_watch(
     offline: OfflineOpt = False,
 ) -> None:
     """List the jobs of one failure type with their links and evidence lines."""
-    from multivac import run
+    from multivac.commands import failures
 
     with handled():
-        request = _failures_request(repos, since, until, rules, state_dir, offline)
-        code = run.failures_watch_command(failure_type, request, Environment(), err)
-        if code:
-            raise typer.Exit(code)
+        plan, github, policy = _store_command(repos, since, until, rules, state_dir, offline)
+        failures.watch(failure_type, plan, github, policy, err)
 
 
 @app.command()
 def report(
-    repos: RepoArg = None,
+    repos: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="OWNER/REPO",
+            help="Repositories to report (default: $GITHUB_REPOSITORY, else every "
+            "repository the local store holds for the configured GitHub).",
+            show_default=False,
+        ),
+    ] = None,
     html: Annotated[
         Path,
-        typer.Option("--html", help="Write a self-contained HTML page to this file."),
+        typer.Option("--html", metavar="FILE", help="Write a self-contained HTML page here."),
     ] = Path("multivac-report.html"),
     since: FailSinceOpt = None,
     until: UntilOpt = None,
@@ -432,25 +490,29 @@ def report(
     by runner label, slowest and flaky jobs. The page needs no network to view. Whatever
     part of the window the store lacks is gathered first (unless --offline).
     """
-    from multivac import run
+    from multivac.commands import failures
 
     with handled():
-        request = _failures_request(repos, since, until, rules, state_dir, offline)
-        code = run.report_command(request, html, Environment(), err)
-        if code:
-            raise typer.Exit(code)
+        plan, github, policy = _store_command(
+            repos, since, until, rules, state_dir, offline, all_stored=True
+        )
+        failures.report(plan, html, github, policy, err)
 
 
 @app.command()
 def reclassify(
     repos: Annotated[
         list[str] | None,
-        typer.Argument(
-            metavar="[OWNER/REPO]...", help="Only these repositories (default: all stored)."
-        ),
+        typer.Argument(metavar="OWNER/REPO", help="Only these repositories (default: all stored)."),
     ] = None,
     since: Annotated[
-        str | None, typer.Option("--since", help="Only runs created since.", show_default=False)
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="DURATION|DATE",
+            help="Only runs created since (default: all).",
+            show_default=False,
+        ),
     ] = None,
     until: UntilOpt = None,
     rules: RulesOpt = None,
@@ -467,7 +529,13 @@ def reclassify(
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="File for the file formats.", show_default=False),
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="File for the file formats.",
+            show_default=False,
+        ),
     ] = None,
     lean_tags: Annotated[
         bool, typer.Option("--lean-tags", help="The records were written with --lean-tags.")
@@ -482,23 +550,22 @@ def reclassify(
     Works offline, after GitHub deleted the logs; updates the jobs whose failure type
     changed (and their points, with --format).
     """
-    from multivac import run
+    from multivac.commands.reclassify import reclassify as run_reclassify
 
     with handled():
-        request = run.ReclassifyRequest(
-            repos=repos or [],
+        plan = config.plan_reclassify(
+            Environment(),
+            repos=repos,
             since=since,
             until=until,
-            rules=_rule_sources(rules, Environment()),
-            state_dir=state_dir,
-            fmt=fmt,
+            rules=rules,
+            state=state_dir,
+            output_format=fmt,
             output=output,
             lean=lean_tags,
             dry_run=dry_run,
         )
-        code = run.reclassify_command(request, Environment(), err)
-        if code:
-            raise typer.Exit(code)
+        run_reclassify(plan, err)
 
 
 # ---------------------------------------------------------------------------- config
@@ -519,7 +586,16 @@ def config_show(state_dir: StateDirOpt = None) -> None:
 
 
 @app.command()
-def doctor(repos: RepoArg = None) -> None:
+def doctor(
+    repos: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="OWNER/REPO",
+            help="Repositories whose Actions must be readable (default: $GITHUB_REPOSITORY).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
     """Check GitHub and InfluxDB: reachability, token, bucket, API budget; one line each.
 
     Exits 1 when any check fails.

@@ -13,11 +13,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from dotenv import dotenv_values, find_dotenv
 
 from multivac.errors import ConfigError
+from multivac.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from multivac.sinks import Format
 
 DEFAULT_API_URL = "https://api.github.com"
 _KNOWN_SECRETS: set[str] = set()
@@ -53,8 +58,8 @@ def redact(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class Source:
-    """Where a setting came from, for `config show`."""
+class Setting:
+    """A setting's value and where it came from, for `config show`."""
 
     value: str
     origin: str  # "flag", "environment", ".env (path)", "default"
@@ -74,25 +79,25 @@ class Environment:
             values = dotenv_values(path)
             self._dotenv = {k: v for k, v in values.items() if v is not None}
 
-    def lookup(self, *names: str) -> Source | None:
+    def lookup(self, *names: str) -> Setting | None:
         for name in names:
             value = self._environ.get(name)
             if value is not None and value != "":
-                return Source(value, f"environment ({name})")
+                return Setting(value, f"environment ({name})")
         for name in names:
             value = self._dotenv.get(name)
             if value is not None and value != "":
-                return Source(value, f".env ({name})")
+                return Setting(value, f".env ({name})")
         return None
 
 
-def pick(flag: str | None, env: Environment, *names: str, default: str | None = None) -> Source:
+def pick(flag: str | None, env: Environment, *names: str, default: str | None = None) -> Setting:
     if flag is not None and flag != "":
-        return Source(flag, "flag")
+        return Setting(flag, "flag")
     found = env.lookup(*names)
     if found is not None:
         return found
-    return Source(default or "", "default")
+    return Setting(default or "", "default")
 
 
 # ---------------------------------------------------------------------------- GitHub
@@ -237,9 +242,242 @@ def repositories(given: list[str] | None, env: Environment, *, org: str | None =
     return list(dict.fromkeys(repos))
 
 
-def state_dir(flag: str | None, env: Environment) -> Path:
-    chosen = pick(flag, env, "MULTIVAC_STATE_DIR").value
+def state_dir(flag: Path | None, env: Environment) -> Path:
+    chosen = pick(str(flag) if flag else None, env, "MULTIVAC_STATE_DIR").value
     if chosen:
         return Path(chosen).expanduser()
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "multivac"
+
+
+def rule_sources(flag: list[str] | None, env: Environment) -> tuple[str, ...]:
+    """--rules (repeatable) over MULTIVAC_RULES (comma-separated)."""
+    if flag:
+        return tuple(flag)
+    found = env.lookup("MULTIVAC_RULES")
+    if found is None:
+        return ()
+    return tuple(part.strip() for part in found.value.split(",") if part.strip())
+
+
+def parse_duration(text: str, option: str) -> float:
+    """Seconds of a duration like 15m, 1h or 90s."""
+    now = datetime(2000, 1, 1, tzinfo=UTC)
+    message = f"{option} {text!r} is not a duration like 15m, 1h or 90s."
+    try:
+        moment = parse_moment(text, option, now)
+    except ConfigError:
+        raise ConfigError(message) from None
+    seconds = (now - moment).total_seconds()
+    if seconds < 0 or not _DURATION.match(text):
+        raise ConfigError(message)
+    return seconds
+
+
+def retry_policy(env: Environment, max_wait: str = "15m") -> RetryPolicy:
+    """The retry policy: --max-wait, and the MULTIVAC_RETRY_* timings (for tests and
+    impatient users)."""
+    values: dict[str, float] = {"max_wait_s": parse_duration(max_wait, "--max-wait")}
+    for name, attr in (
+        ("MULTIVAC_RETRY_BASE", "base_s"),
+        ("MULTIVAC_RETRY_CAP", "cap_s"),
+        ("MULTIVAC_SECONDARY_WAIT", "secondary_wait_s"),
+        ("MULTIVAC_HTTP_TIMEOUT", "timeout_s"),
+    ):
+        found = env.lookup(name)
+        if found is None:
+            continue
+        try:
+            values[attr] = float(found.value)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number of seconds, got {found.value!r}.") from None
+        if values[attr] <= 0:
+            raise ConfigError(f"{name} must be a positive number of seconds.")
+    return RetryPolicy(**values)
+
+
+def influx_wait(env: Environment, policy: RetryPolicy) -> RetryPolicy:
+    """InfluxDB writes retry like GitHub requests, but give up sooner (MULTIVAC_INFLUX_WAIT,
+    default 30s): what InfluxDB cannot take is spooled, not lost."""
+    found = env.lookup("MULTIVAC_INFLUX_WAIT")
+    seconds = parse_duration(found.value, "MULTIVAC_INFLUX_WAIT") if found else 30.0
+    return policy.bounded(seconds)
+
+
+# ---------------------------------------------------------------------------- plans
+
+
+@dataclass(frozen=True)
+class GatherPlan:
+    """Everything a gather needs, resolved and checked before anything runs."""
+
+    repos: tuple[str, ...]
+    until: datetime
+    since: datetime | None  # None: all history (--latest without --since)
+    output_format: Format
+    state_dir: Path
+    github: GitHubSettings
+    policy: RetryPolicy
+    influx: InfluxSettings | None = None
+    influx_policy: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_wait_s=30.0))
+    output: Path | None = None
+    org: str | None = None
+    shard: tuple[int, int] | None = None
+    latest: int | None = None
+    branches: tuple[str, ...] = ()
+    workflows: tuple[str, ...] = ()
+    event: str | None = None
+    lean: bool = False
+    create_bucket: bool = False
+    rules: tuple[str, ...] = ()
+    fetch_logs: bool = True
+    concurrency: int = 4
+
+    @property
+    def records_coverage(self) -> bool:
+        """Whether a finished gather covers the whole window of its repositories (a
+        filtered or --latest gather does not)."""
+        return self.since is not None and not (self.branches or self.workflows or self.event)
+
+
+def plan_gather(
+    env: Environment,
+    *,
+    repos: list[str] | None,
+    output_format: Format,
+    since: str | None = None,
+    until: str | None = None,
+    latest: int | None = None,
+    org: str | None = None,
+    shard: str | None = None,
+    branches: list[str] | None = None,
+    workflows: list[str] | None = None,
+    event: str | None = None,
+    output: Path | None = None,
+    lean: bool = False,
+    create_bucket: bool = False,
+    rules: list[str] | None = None,
+    fetch_logs: bool = True,
+    concurrency: int = 4,
+    max_wait: str = "15m",
+    state: Path | None = None,
+) -> GatherPlan:
+    """Resolve and check a gather's flags against the environment."""
+    from multivac.sinks import Format
+
+    all_history = latest is not None and not since
+    window = parse_window(None if all_history else since, until)
+    policy = retry_policy(env, max_wait)
+    return GatherPlan(
+        repos=tuple(repositories(repos, env, org=org)),
+        until=window.until,
+        since=None if all_history else window.since,
+        output_format=output_format,
+        state_dir=state_dir(state, env),
+        github=github_settings(env),
+        policy=policy,
+        influx=influx_settings(env) if output_format is Format.influxdb else None,
+        influx_policy=influx_wait(env, policy),
+        output=output,
+        org=org,
+        shard=parse_shard(shard),
+        latest=latest,
+        branches=tuple(branches or ()),
+        workflows=tuple(workflows or ()),
+        event=event,
+        lean=lean,
+        create_bucket=create_bucket,
+        rules=rule_sources(rules, env),
+        fetch_logs=fetch_logs,
+        concurrency=concurrency,
+    )
+
+
+@dataclass(frozen=True)
+class StorePlan:
+    """A command that reads the store over a window (failures, report, reclassify)."""
+
+    repos: tuple[str, ...]  # empty: every repository the store holds
+    since: datetime
+    until: datetime
+    state_dir: Path
+    rules: tuple[str, ...] = ()
+    offline: bool = False
+    concurrency: int = 4
+
+
+def plan_store(
+    env: Environment,
+    *,
+    repos: list[str] | None,
+    since: str | None,
+    until: str | None,
+    rules: list[str] | None = None,
+    state: Path | None = None,
+    offline: bool = False,
+    default_since: str = "7d",
+    all_stored: bool = False,
+) -> StorePlan:
+    """Resolve a store command's flags; with `all_stored`, no repository means all."""
+    window = parse_window(since or default_since, until)
+    if all_stored and not repos and env.lookup("GITHUB_REPOSITORY") is None:
+        chosen: list[str] = []
+    else:
+        chosen = repositories(repos, env)
+    return StorePlan(
+        repos=tuple(chosen),
+        since=window.since,
+        until=window.until,
+        state_dir=state_dir(state, env),
+        rules=rule_sources(rules, env),
+        offline=offline,
+    )
+
+
+@dataclass(frozen=True)
+class ReclassifyPlan:
+    repos: tuple[str, ...]  # empty: every stored repository
+    since: datetime | None
+    until: datetime | None
+    rules: tuple[str, ...]
+    state_dir: Path
+    output_format: Format | None
+    output: Path | None
+    influx: InfluxSettings | None
+    policy: RetryPolicy
+    lean: bool = False
+    dry_run: bool = False
+
+
+def plan_reclassify(
+    env: Environment,
+    *,
+    repos: list[str] | None,
+    since: str | None,
+    until: str | None,
+    rules: list[str] | None,
+    state: Path | None,
+    output_format: Format | None,
+    output: Path | None,
+    lean: bool,
+    dry_run: bool,
+) -> ReclassifyPlan:
+    from multivac.sinks import Format
+
+    for repo in repos or ():
+        if not _REPO.match(repo):
+            raise ConfigError(f"Repository {repo!r} is not of the form OWNER/REPO.")
+    policy = retry_policy(env)
+    return ReclassifyPlan(
+        repos=tuple(repos or ()),
+        since=parse_moment(since, "--since") if since else None,
+        until=parse_moment(until, "--until") if until else None,
+        rules=rule_sources(rules, env),
+        state_dir=state_dir(state, env),
+        output_format=output_format,
+        output=output,
+        influx=influx_settings(env) if output_format is Format.influxdb else None,
+        policy=influx_wait(env, policy),
+        lean=lean,
+        dry_run=dry_run,
+    )

@@ -10,7 +10,7 @@ from pathlib import Path
 from multivac.config import (
     DEFAULT_API_URL,
     Environment,
-    Source,
+    Setting,
     github_settings,
     influx_settings,
     pick,
@@ -34,21 +34,21 @@ SETTINGS: tuple[tuple[str, tuple[str, ...], str], ...] = (
 )
 
 
-def effective(env: Environment, state: Path | None = None) -> list[tuple[str, Source]]:
+def effective(env: Environment, state: Path | None = None) -> list[tuple[str, Setting]]:
     """Every setting with its value (secrets redacted) and where it came from."""
-    rows: list[tuple[str, Source]] = []
+    rows: list[tuple[str, Setting]] = []
     for name, names, default in SETTINGS:
         flag = str(state) if name == "MULTIVAC_STATE_DIR" and state else None
         found = pick(flag, env, *names, default=default)
         if name == "MULTIVAC_STATE_DIR" and not found.value:
-            found = Source(str(state_dir(None, env)), "default")
+            found = Setting(str(state_dir(None, env)), "default")
         value = found.value
         if name in SECRET_NAMES and value:
             value = f"*** (set, {len(value)} characters)"
         elif not value:
             value = "(not set)"
-            found = Source(value, "-")
-        rows.append((name, Source(value, found.origin)))
+            found = Setting(value, "-")
+        rows.append((name, Setting(value, found.origin)))
     return rows
 
 
@@ -59,14 +59,16 @@ class Check:
 
 
 def _github_checks(env: Environment, repos: list[str]) -> list[Check]:
-    from multivac.github import GitHubSource, RetryPolicy
+    from multivac.github import GitHubSource
+    from multivac.retry import RetryPolicy
 
     checks: list[Check] = []
     try:
         settings = github_settings(env)
     except MultivacError as exc:
         return [Check(False, str(exc))]
-    source = GitHubSource(settings, policy=RetryPolicy(attempts=2, base=0.5, timeout=15))
+    # a check, not a gather: one short retry, no outage to wait out
+    source = GitHubSource(settings, policy=RetryPolicy(max_wait_s=2, base_s=0.5, timeout_s=15))
     try:
         budget, scopes = source.rate_limit()
     except MultivacError as exc:

@@ -29,3 +29,15 @@ class StoreError(MultivacError):
 
 class SinkError(MultivacError):
     """An output (file or InfluxDB) rejected or could not take the records."""
+
+
+class RateLimitStop(MultivacError):
+    """GitHub's primary rate limit is used up until later than --max-wait allows: the
+    gather stops with what it has (run it again after the reset)."""
+
+    exit_code = 3
+
+
+class LogPending(GitHubError):
+    """A job's log could not be read for a transient reason within --max-wait: the job
+    stays pending in the store and the next gather reads it again."""

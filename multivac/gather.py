@@ -2,7 +2,8 @@
 
 Runs are listed in the calling thread; each run's jobs (and failed jobs' logs) are
 fetched by a bounded pool of workers, and records reach the sink in run order, run by
-run, so an interruption keeps everything finished before it.
+run, so an interruption keeps everything finished before it. The gatherer knows its
+source only through the `Source` protocol: GitHub in production, memory in unit tests.
 """
 
 from __future__ import annotations
@@ -13,27 +14,62 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from multivac.errors import GitHubError
-from multivac.github import GitHubSource, LogStreamError, RateLimitStop
+from multivac.errors import GitHubError, LogPending
 from multivac.model import (
     CANCELLED,
     FAILED_CONCLUSIONS,
+    JOB_CANCELLED,
     LOG_UNAVAILABLE,
+    SKIPPED,
     UNKNOWN_FAILURE,
+    USUAL_CONCLUSIONS,
     Anomalies,
     Classification,
     Job,
     JobRecord,
     Run,
     build_record,
+    flaky_job_ids,
 )
+from multivac.publish import publish
 from multivac.sinks.base import Sink
 
 if TYPE_CHECKING:
     from multivac.classify import Catalog
-    from multivac.store import Store
+    from multivac.store import KnownRun, Store
+
+T = TypeVar("T")
+
+
+class Source(Protocol):
+    """Where runs, jobs, logs and annotations come from."""
+
+    def workflow_ids(self, repo: str, wanted: list[str]) -> list[tuple[int, str]]: ...
+
+    def runs(
+        self,
+        repo: str,
+        since: datetime | None,
+        until: datetime,
+        *,
+        branches: list[str] | None = None,
+        workflows: list[int] | None = None,
+        event: str | None = None,
+        latest: int | None = None,
+    ) -> Iterator[Run]: ...
+
+    def jobs(self, repo: str, run_id: int) -> list[Job] | None:
+        """Every attempt's jobs of a run; None when the run was deleted."""
+        ...
+
+    def read_log(self, repo: str, job_id: int, consume: Callable[[Iterator[bytes]], T]) -> T | None:
+        """`consume` over the log's bytes; None when the log is gone (expired, deleted).
+        Raises `LogPending` when it cannot be read now, GitHubError when refused."""
+        ...
+
+    def annotations(self, repo: str, job_id: int) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -59,7 +95,7 @@ class Summary:
     vanished_runs: int = 0
     unchanged_runs: int = 0
     logs_unavailable: int = 0
-    log_errors: int = 0
+    pending_jobs: int = 0
     measurements: Counter[str] = field(default_factory=Counter)
     anomalies: Anomalies = field(default_factory=Anomalies)
     odd_conclusions: Counter[str] = field(default_factory=Counter)
@@ -76,39 +112,25 @@ class RunResult:
     jobs: tuple[Job, ...]
     records: tuple[JobRecord, ...]
     classifications: dict[int, Classification]
+    pending: dict[int, str] = field(default_factory=dict)  # job id -> why its log is unread
     vanished: bool = False
     fetched: bool = True  # False when it came from the store unchanged
 
 
-Progress = Callable[[int], None]
-
-
-def flaky_job_ids(jobs: list[Job] | tuple[Job, ...]) -> set[int]:
-    """Failed attempts of a job whose later attempt (same run, same commit) succeeded."""
-    succeeded: dict[str, int] = {}
-    for job in jobs:
-        if job.conclusion == "success":
-            succeeded[job.name] = max(succeeded.get(job.name, 0), job.run_attempt)
-    return {
-        job.id
-        for job in jobs
-        if job.conclusion in FAILED_CONCLUSIONS and succeeded.get(job.name, 0) > job.run_attempt
-    }
-
-
-def _job_id(record: JobRecord) -> int:
-    value = record.tags.get("job_id") or record.fields.get("job_id") or 0
-    return int(value)
+class _Pending(Exception):
+    """Internal: this job's log could not be read now."""
 
 
 class Gatherer:
     def __init__(
         self,
-        source: GitHubSource,
+        source: Source,
         options: GatherOptions,
         catalog: Catalog | None,
         *,
-        progress: Progress | None = None,
+        summary: Summary | None = None,
+        notify: Callable[[str], None] | None = None,
+        progress: Callable[[int], None] | None = None,
         on_total: Callable[[int], None] | None = None,
         store: Store | None = None,
     ) -> None:
@@ -116,7 +138,8 @@ class Gatherer:
         self.source = source
         self.options = options
         self.catalog = catalog
-        self.summary = Summary()
+        self.summary = summary if summary is not None else Summary()
+        self.notify = notify or (lambda _message: None)
         self.progress = progress or (lambda _n: None)
         self.on_total = on_total or (lambda _n: None)
 
@@ -128,78 +151,75 @@ class Gatherer:
         assert self.catalog is not None
         try:
             messages = self.source.annotations(repo, job.id)
-        except RateLimitStop:
-            raise
         except GitHubError as exc:
-            self.source.notify(f"job {job.id}: {exc}")
+            self.notify(f"job {job.id}: {exc}")
             return None
         return classify.classify_annotations(messages, self.catalog)
+
+    def _from_log(self, repo: str, job: Job) -> tuple[Classification | None, str] | None:
+        """(classification, context) from the job's log; None when the log is gone.
+        Raises _Pending when it cannot be read now."""
+        from multivac import classify
+
+        assert self.catalog is not None
+        catalog = self.catalog
+        failed = job.failed_step
+
+        def scan(chunks: Iterator[bytes]) -> tuple[Classification | None, str]:
+            return classify.scan_log(
+                chunks,
+                catalog,
+                steps=[step.name for step in job.steps],
+                failed_step_number=failed.number if failed else None,
+            )
+
+        try:
+            return self.source.read_log(repo, job.id, scan)
+        except LogPending as exc:
+            self.notify(f"job {job.id}: {exc}")
+            raise _Pending(str(exc)) from None
+        except GitHubError as exc:
+            # GitHub refused this one log (not the budget): the job keeps a record
+            self.notify(f"job {job.id}: {exc}")
+            return None
 
     def _classify(self, repo: str, job: Job) -> Classification | None:
         """Why a failed or cancelled job ended; a placeholder when nothing tells."""
         if self.catalog is None or not self.options.fetch_logs:
             return None
-        from multivac import classify
-
-        if job.conclusion == "cancelled":
+        if job.conclusion == JOB_CANCELLED:
             # a job past timeout-minutes is reported cancelled: only annotations tell
             cause = self._from_annotations(repo, job)
             return cause or Classification(CANCELLED, "", None, None, "")
         if job.conclusion not in FAILED_CONCLUSIONS:
             return None
-        found: Classification | None = None
-        context = ""
-        log_missing = False
-        for _attempt in range(3):
-            try:
-                download = self.source.open_log(repo, job.id)
-                if download is None:
-                    log_missing = True
-                    break
-                failed = job.failed_step
-                found, context = classify.scan_log(
-                    download.chunks(),
-                    self.catalog,
-                    steps=[step.name for step in job.steps],
-                    failed_step_number=failed.number if failed else None,
-                )
-                break
-            except RateLimitStop:
-                raise
-            except LogStreamError:
-                # broken off or refused by the log host: a new signed URL, a new try
-                with self.summary.lock:
-                    self.summary.log_errors += 1
-                continue
-            except GitHubError as exc:
-                # GitHub refused this one log (not the budget): the job keeps a record
-                self.source.notify(f"job {job.id}: {exc}")
-                with self.summary.lock:
-                    self.summary.log_errors += 1
-                log_missing = True
-                break
-        else:
-            log_missing = True
+        read = self._from_log(repo, job)
+        found, context = read if read is not None else (None, "")
         if found is None:
             found = self._from_annotations(repo, job)
-        if found is None and log_missing:
+        if found is not None:
+            return found
+        failed = job.failed_step
+        step = failed.name if failed else None
+        if read is None:
             with self.summary.lock:
                 self.summary.logs_unavailable += 1
-            failed = job.failed_step
-            return Classification(
-                LOG_UNAVAILABLE, LOG_UNAVAILABLE, failed.name if failed else None, None, ""
-            )
-        if found is None:
-            failed = job.failed_step
-            return Classification(
-                UNKNOWN_FAILURE, "", failed.name if failed else None, None, "", context
-            )
-        return found
+            return Classification(LOG_UNAVAILABLE, LOG_UNAVAILABLE, step, None, "")
+        return Classification(UNKNOWN_FAILURE, "", step, None, "", context)
 
     # ------------------------------------------------------------------ one run
 
-    def process_run(self, run: Run, previous: dict[int, Classification] | None = None) -> RunResult:
-        """Fetch a run's jobs (and new failures' logs) and build its records."""
+    def process_run(
+        self,
+        run: Run,
+        previous: dict[int, Classification] | None = None,
+        known: KnownRun | None = None,
+    ) -> RunResult:
+        """Fetch a run's jobs (and the logs of failures `previous` does not classify) and
+        build its records. A `known` run is unchanged on GitHub: only its pending jobs'
+        logs are read again. Runs in a worker thread: no store access here."""
+        if known is not None:
+            return self.build(run, known.jobs, known.classifications, fetched=True)
         jobs = self.source.jobs(run.repository, run.id)
         if jobs is None:
             with self.summary.lock:
@@ -215,26 +235,29 @@ class Gatherer:
         *,
         fetched: bool,
     ) -> RunResult:
-        """Records of a run's jobs; classifies the jobs `previous` does not know yet."""
+        """Records of a run's jobs; classifies (when `fetched`) the jobs `previous` does
+        not know yet. A job whose log cannot be read now gets no record: it is pending."""
         flaky = flaky_job_ids(jobs)
         records: list[JobRecord] = []
         classifications: dict[int, Classification] = {}
+        pending: dict[int, str] = {}
         anomalies = Anomalies()
         skipped = unfinished = 0
         odd: Counter[str] = Counter()
         for job in jobs:
-            if job.conclusion == "skipped":
+            if job.conclusion == SKIPPED:
                 skipped += 1
                 continue
             if job.status != "completed" or job.conclusion is None:
                 unfinished += 1
                 continue
-            if job.id in previous:
-                classification: Classification | None = previous[job.id]
-            elif fetched:
-                classification = self._classify(run.repository, job)
-            else:
-                classification = None
+            classification: Classification | None = previous.get(job.id)
+            if classification is None and fetched:
+                try:
+                    classification = self._classify(run.repository, job)
+                except _Pending as exc:
+                    pending[job.id] = str(exc)
+                    continue
             if classification is not None:
                 classifications[job.id] = classification
             record = build_record(
@@ -247,7 +270,7 @@ class Gatherer:
             )
             if record is None:
                 continue
-            if job.conclusion not in ("success", "failure", "cancelled", "timed_out"):
+            if job.conclusion not in USUAL_CONCLUSIONS:
                 odd[job.conclusion] += 1
             records.append(record)
         with self.summary.lock:
@@ -255,9 +278,12 @@ class Gatherer:
             self.summary.jobs += len(jobs)
             self.summary.skipped_jobs += skipped
             self.summary.unfinished_jobs += unfinished
+            self.summary.pending_jobs += len(pending)
             self.summary.anomalies.merge(anomalies)
             self.summary.odd_conclusions.update(odd)
-        return RunResult(run, tuple(jobs), tuple(records), classifications, fetched=fetched)
+        return RunResult(
+            run, tuple(jobs), tuple(records), classifications, pending, fetched=fetched
+        )
 
     # ------------------------------------------------------------------ all runs
 
@@ -269,7 +295,7 @@ class Gatherer:
                 workflow_ids = [
                     wid for wid, _ in self.source.workflow_ids(repo, list(opts.workflows))
                 ]
-            listed = self.source.runs(
+            yield from self.source.runs(
                 repo,
                 opts.since,
                 opts.until,
@@ -278,7 +304,6 @@ class Gatherer:
                 event=opts.event,
                 latest=opts.latest,
             )
-            yield from listed
 
     def results(self) -> Iterator[RunResult]:
         """Each run's result, in listing order, computed `concurrency` runs at a time."""
@@ -289,10 +314,14 @@ class Gatherer:
             try:
                 for run in self.runs():
                     known = store.known_run(run) if store is not None else None
-                    if known is not None:
+                    if known is not None and not known.pending:
                         done: Future[RunResult] = Future()
-                        done.set_result(self.build(run, known[0], known[1], fetched=False))
+                        done.set_result(
+                            self.build(run, known.jobs, known.classifications, fetched=False)
+                        )
                         pending.append(done)
+                    elif known is not None:
+                        pending.append(pool.submit(self.process_run, run, None, known))
                     else:
                         previous = store.classifications_of(run.id) if store is not None else {}
                         pending.append(pool.submit(self.process_run, run, previous))
@@ -305,54 +334,26 @@ class Gatherer:
                 for future in pending:
                     future.cancel()
 
-    def _superseded(self, records: tuple[JobRecord, ...]) -> list[tuple[str, dict[str, str], int]]:
-        """Points written before whose series changed since (a job became flaky after a
-        successful retry): they must go, or the job would be counted twice."""
-        assert self.store is not None
-        before = self.store.emitted(_job_id(r) for r in records)
-        stale: list[tuple[str, dict[str, str], int]] = []
-        for record in records:
-            old = before.get(_job_id(record))
-            if old is None:
-                continue
-            measurement, time_ns, flaky = old
-            now_flaky = record.tags.get("flaky") == "true"
-            if (measurement, time_ns, flaky) == (record.measurement, record.time_ns, now_flaky):
-                continue
-            if "job_id" in record.tags:
-                identity = {"job_id": record.tags["job_id"]}
-            else:
-                identity = {k: v for k, v in record.tags.items() if k in ("repository", "job_name")}
-            stale.append((measurement, identity, time_ns))
-        return stale
-
-    def run(self, sink: Sink, on_result: Callable[[RunResult], Any] | None = None) -> Summary:
+    def run(self, sink: Sink) -> Summary:
         """Write each run's records, then remember the run: a kill between the two only
         means the run is fetched and written again (points are idempotent)."""
-        retract = getattr(sink, "retract", None)
         for result in self.results():
-            if result.records and self.store is not None and retract is not None:
-                stale = self._superseded(result.records)
-                if stale:
-                    retract(stale)
-            if result.records:
-                sink.write(result.records)
-                with self.summary.lock:
-                    self.summary.measurements.update(r.measurement for r in result.records)
+            publish(sink, result.records, self.store)
+            with self.summary.lock:
+                self.summary.measurements.update(r.measurement for r in result.records)
             if self.store is not None and result.fetched and not result.vanished:
-                self.store.save_run(result.run, result.jobs, result.classifications)
-            if self.store is not None and result.records:
-                self.store.note_emitted(
-                    (_job_id(r), r.measurement, r.time_ns, r.tags.get("flaky") == "true")
-                    for r in result.records
-                )
+                self.store.save_run(result.run, result.jobs, result.classifications, result.pending)
             if not result.fetched:
                 with self.summary.lock:
                     self.summary.unchanged_runs += 1
-            if on_result is not None:
-                on_result(result)
             self.progress(1)
         return self.summary
 
 
-__all__ = ["CANCELLED", "GatherOptions", "Gatherer", "RunResult", "Summary", "flaky_job_ids"]
+__all__ = [
+    "GatherOptions",
+    "Gatherer",
+    "RunResult",
+    "Source",
+    "Summary",
+]

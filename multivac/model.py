@@ -10,21 +10,36 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Any
 
+# measurements that are not failure types of the catalog
 SUCCESS = "successful_jobs"
 CANCELLED = "cancelled"
 UNKNOWN_FAILURE = "unknown_failure"
 LOG_UNAVAILABLE = "log_unavailable"
 TIMEOUT = "timeout"
 
+# GitHub's job conclusions, spelled once
+SUCCEEDED = "success"
+FAILED = "failure"
+SKIPPED = "skipped"
+JOB_CANCELLED = "cancelled"
+TIMED_OUT = "timed_out"
 #: conclusions whose jobs are classified by their log (and annotations)
-FAILED_CONCLUSIONS = frozenset({"failure", "timed_out", "startup_failure"})
+FAILED_CONCLUSIONS = frozenset({FAILED, TIMED_OUT, "startup_failure"})
+#: step conclusions that mark the step where a job stopped
+STEP_FAILED = frozenset({FAILED, TIMED_OUT, JOB_CANCELLED})
+#: conclusions a gather meets every day; others are named in its summary
+USUAL_CONCLUSIONS = frozenset({SUCCEEDED, FAILED, JOB_CANCELLED, TIMED_OUT})
+#: conclusions that are neither success nor failure; they keep their own measurement
+OTHER_CONCLUSIONS = frozenset({"neutral", "action_required", "stale"})
+#: measurements that do not count as failures in stats and reports
+NOT_FAILURES = frozenset({SUCCESS, CANCELLED}) | OTHER_CONCLUSIONS
 
 TAG_KEYS: tuple[str, ...] = (
     "repository",
@@ -101,7 +116,7 @@ class Job:
     @property
     def failed_step(self) -> Step | None:
         for step in self.steps:
-            if step.conclusion in ("failure", "timed_out", "cancelled"):
+            if step.conclusion in STEP_FAILED:
                 return step
         return None
 
@@ -118,6 +133,48 @@ class Classification:
     excerpt: str = ""
 
 
+#: tags that single out one job's point on their own (with measurement and time)
+IDENTIFYING_TAGS = ("job_id",)
+
+
+@dataclass(frozen=True)
+class PointKey:
+    """The identity of a point: measurement, tag set and time. Two records with the same
+    key are one point in InfluxDB; a record whose key differs from what its job wrote
+    before supersedes that point. The flaky retraction, `reclassify` and the store's
+    emitted points all build the key here, and only here (`PointKey.of`).
+
+    A delete names the point by `predicate_tags`: `job_id` when the key has it (with
+    measurement and time it is unique), else every tag (--lean-tags, where a sub-second
+    offset keeps jobs apart). A predicate cannot say "without tag X", so a retraction is
+    always sent before the record that supersedes it (the spool keeps that order too)."""
+
+    measurement: str
+    tags: tuple[tuple[str, str], ...]
+    time_ns: int
+
+    @classmethod
+    def identify(cls, measurement: str, tags: Mapping[str, str], time_ns: int) -> PointKey:
+        return cls(measurement, tuple(sorted(tags.items())), time_ns)
+
+    @classmethod
+    def of(cls, record: JobRecord) -> PointKey:
+        return cls.identify(record.measurement, record.tags, record.time_ns)
+
+    @property
+    def predicate_tags(self) -> tuple[tuple[str, str], ...]:
+        chosen = tuple((k, v) for k, v in self.tags if k in IDENTIFYING_TAGS)
+        return chosen or self.tags
+
+    def to_json(self) -> str:
+        return json.dumps([self.measurement, [list(pair) for pair in self.tags], self.time_ns])
+
+    @classmethod
+    def from_json(cls, text: str) -> PointKey:
+        measurement, tags, time_ns = json.loads(text)
+        return cls(str(measurement), tuple((str(k), str(v)) for k, v in tags), int(time_ns))
+
+
 @dataclass(frozen=True)
 class JobRecord:
     """One job attempt, ready for any sink: measurement, tags, fields, time."""
@@ -126,6 +183,11 @@ class JobRecord:
     time_ns: int
     tags: Mapping[str, str]
     fields: Mapping[str, float | int | str]
+    job_id: int = 0  # the job it describes; keys the store, never written as such
+
+    @property
+    def key(self) -> PointKey:
+        return PointKey.of(self)
 
     def row(self, lean: bool) -> dict[str, Any]:
         """Every schema column (absent ones as None), for the tabular formats."""
@@ -214,37 +276,48 @@ def platform(labels: tuple[str, ...] | list[str]) -> str:
 # ---------------------------------------------------------------------------- records
 
 
+def flaky_job_ids(jobs: Sequence[Job]) -> set[int]:
+    """Failed attempts of a job whose later attempt (same run, same commit) succeeded."""
+    succeeded: dict[str, int] = {}
+    for job in jobs:
+        if job.conclusion == SUCCEEDED:
+            succeeded[job.name] = max(succeeded.get(job.name, 0), job.run_attempt)
+    return {
+        job.id
+        for job in jobs
+        if job.conclusion in FAILED_CONCLUSIONS and succeeded.get(job.name, 0) > job.run_attempt
+    }
+
+
 @dataclass
 class Anomalies:
     """Oddities met while building records, reported in the end-of-run summary."""
 
     clamped: int = 0
     missing_times: int = 0
-    never_started: int = 0
-    counts: dict[str, int] = field(default_factory=dict)
 
     def merge(self, other: Anomalies) -> None:
         self.clamped += other.clamped
         self.missing_times += other.missing_times
-        self.never_started += other.never_started
 
 
 def measurement_for(job: Job, classification: Classification | None) -> str | None:
     """The measurement a job is keyed by; None for jobs left out (skipped, unfinished)."""
     conclusion = job.conclusion
-    if conclusion == "skipped" or job.status != "completed" or conclusion is None:
+    if conclusion == SKIPPED or job.status != "completed" or conclusion is None:
         return None
-    if conclusion == "success":
+    if conclusion == SUCCEEDED:
         return SUCCESS
-    if conclusion == "cancelled":
+    if conclusion == JOB_CANCELLED:
         # a job past its timeout-minutes is reported cancelled; its annotation says so
         if classification is not None and classification.type == TIMEOUT:
             return TIMEOUT
         return CANCELLED
     if conclusion in FAILED_CONCLUSIONS:
         return classification.type if classification is not None else UNKNOWN_FAILURE
-    # neutral, action_required, stale and future conclusions keep their own name
-    return clean(conclusion, 64) or None
+    # neutral, action_required, stale and future conclusions keep their own name; a
+    # measurement never starts with `#` (that line protocol line would be a comment)
+    return tag_safe(conclusion, 64).lstrip("#").strip() or None
 
 
 def _seconds(end: datetime | None, start: datetime | None) -> float | None:
@@ -289,8 +362,6 @@ def build_record(
     fields: dict[str, float | int | str] = {}
     queued = _seconds(job.started_at, job.created_at)
     running = _seconds(job.completed_at, job.started_at)
-    if job.started_at is None:
-        anomalies.never_started += 1
     for key, value in (("queued_s", queued), ("in_progress_s", running)):
         if value is None:
             continue
@@ -342,4 +413,6 @@ def build_record(
                 continue
             fields[key] = int(moved) if key in _INT_LEAN_KEYS and moved.isdigit() else moved
         time_ns += lean_offset_ns(job.id)
-    return JobRecord(measurement=measurement, time_ns=time_ns, tags=tags, fields=fields)
+    return JobRecord(
+        measurement=measurement, time_ns=time_ns, tags=tags, fields=fields, job_id=job.id
+    )

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from multivac.gather import flaky_job_ids
 from multivac.model import (
     CANCELLED,
     FAILED_CONCLUSIONS,
-    LEAN_KEYS,
+    JOB_CANCELLED,
     UNKNOWN_FAILURE,
     Classification,
     JobRecord,
     build_record,
+    flaky_job_ids,
     measurement_for,
 )
 from multivac.store import Store, StoredJob
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
 class Change:
     job_id: int
     old_measurement: str
-    old_time_ns: int | None
-    identity: dict[str, str]  # tags that single out the old point
     classification: Classification
     record: JobRecord
 
@@ -40,7 +39,7 @@ def _again(item: StoredJob, catalog: Catalog) -> Classification | None:
     old = item.classification
     if old is None:
         return None
-    if item.job.conclusion == "cancelled":
+    if item.job.conclusion == JOB_CANCELLED:
         if not old.evidence:
             return None
         found = classify.classify_annotations([old.evidence], catalog)
@@ -72,18 +71,18 @@ def _again(item: StoredJob, catalog: Catalog) -> Classification | None:
 def reclassify(
     store: Store,
     catalog: Catalog,
-    repos: list[str],
+    repos: Sequence[str],
     since: datetime | None,
     until: datetime | None,
     *,
     lean: bool = False,
 ) -> list[Change]:
-    """Jobs whose measurement changes under the current rules, with their new records."""
-    items = list(store.stored_jobs(repos, since, until))
+    """Jobs whose measurement changes under the current rules, with their new records.
+    Which old point each new record supersedes is decided where it is written
+    (`multivac.publish`), from the keys the store remembers."""
     by_run: dict[int, list[StoredJob]] = {}
-    for item in items:
+    for item in store.stored_jobs(repos, since, until):
         by_run.setdefault(item.run.id, []).append(item)
-    emitted = store.emitted(item.job.id for item in items)
     changes: list[Change] = []
     for run_items in by_run.values():
         flaky = flaky_job_ids([i.job for i in run_items])
@@ -92,31 +91,9 @@ def reclassify(
             if new is None:
                 continue
             old_measurement = measurement_for(item.job, item.classification)
-            new_measurement = measurement_for(item.job, new)
-            if old_measurement is None or new_measurement == old_measurement:
+            if old_measurement is None or measurement_for(item.job, new) == old_measurement:
                 continue
             record = build_record(item.run, item.job, new, lean=lean, flaky=item.job.id in flaky)
-            if record is None:
-                continue
-            previous = emitted.get(item.job.id)
-            old_record = build_record(
-                item.run, item.job, item.classification, lean=lean, flaky=item.job.id in flaky
-            )
-            identity = dict(old_record.tags) if old_record is not None else {}
-            if not lean:
-                identity = {k: v for k, v in identity.items() if k in ("job_id", "repository")}
-            else:
-                identity = {k: v for k, v in identity.items() if k not in LEAN_KEYS}
-            changes.append(
-                Change(
-                    job_id=item.job.id,
-                    old_measurement=previous[0] if previous else old_measurement,
-                    old_time_ns=previous[1]
-                    if previous
-                    else (old_record.time_ns if old_record else None),
-                    identity=identity,
-                    classification=new,
-                    record=record,
-                )
-            )
+            if record is not None:
+                changes.append(Change(item.job.id, old_measurement, new, record))
     return changes

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from multivac.errors import StoreError
-from multivac.model import Classification, Job, Run, Step
+from multivac.model import Classification, Job, JobRecord, PointKey, Run, Step
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS runs (
     created_at TEXT,
     updated_at TEXT,
     html_url TEXT NOT NULL,
-    jobs_complete INTEGER NOT NULL DEFAULT 0
+    jobs_complete INTEGER NOT NULL DEFAULT 0,
+    github TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS runs_by_repo_time ON runs (repository, created_at);
 CREATE TABLE IF NOT EXISTS jobs (
@@ -75,8 +76,16 @@ CREATE TABLE IF NOT EXISTS emitted (
     job_id INTEGER PRIMARY KEY,
     measurement TEXT NOT NULL,
     time_ns INTEGER NOT NULL,
-    flaky INTEGER NOT NULL DEFAULT 0
+    flaky INTEGER NOT NULL DEFAULT 0,
+    key TEXT
 );
+CREATE TABLE IF NOT EXISTS pending (
+    job_id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    since REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pending_by_run ON pending (run_id);
 CREATE TABLE IF NOT EXISTS pages (
     key TEXT PRIMARY KEY,
     etag TEXT NOT NULL,
@@ -102,6 +111,41 @@ def _dt(text: str | None) -> datetime | None:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
+RUN_COLUMNS = (
+    "id, repository, workflow, workflow_path, run_attempt, branch, commit_sha, event, "
+    "status, conclusion, created_at, updated_at, html_url"
+)
+JOB_COLUMNS = (
+    "id, run_id, run_attempt, name, status, conclusion, created_at, started_at, "
+    "completed_at, labels, runner_name, html_url, steps, workflow, branch, commit_sha"
+)
+_RUNS = len(RUN_COLUMNS.split(","))
+_JOBS = len(JOB_COLUMNS.split(","))
+
+
+def _prefixed(columns: str, alias: str) -> str:
+    return ", ".join(f"{alias}.{name.strip()}" for name in columns.split(","))
+
+
+#: columns added since the first schema: (table, column, definition)
+_ADDED_COLUMNS = (
+    ("runs", "github", "TEXT NOT NULL DEFAULT ''"),
+    ("emitted", "key", "TEXT"),
+)
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    """Bring a store written by an older multivac up to this schema, in place."""
+    for table, column, definition in _ADDED_COLUMNS:
+        names = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if column not in names:
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+    connection.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+        (str(SCHEMA_VERSION),),
+    )
+
+
 @dataclass(frozen=True)
 class StoredJob:
     run: Run
@@ -109,17 +153,40 @@ class StoredJob:
     classification: Classification | None
 
 
+@dataclass(frozen=True)
+class KnownRun:
+    """A stored run that did not change on GitHub since it was gathered."""
+
+    jobs: list[Job]
+    classifications: dict[int, Classification]
+    pending: frozenset[int]  # failed jobs whose log is still to be read
+
+
+@dataclass(frozen=True)
+class Emitted:
+    """What was last written for a job. `key` is None for points written by a multivac
+    older than PointKey, which kept only measurement, time and the flaky flag."""
+
+    key: PointKey | None
+    measurement: str
+    time_ns: int
+    flaky: bool
+
+
 class Store:
     """The SQLite store; open with `Store.open(state_dir)`."""
 
     FILENAME = "multivac.sqlite3"
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: Path, github: str = "") -> None:
         self.db = connection
         self.path = path
+        self.github = github
 
     @classmethod
-    def open(cls, directory: Path) -> Store:
+    def open(cls, directory: Path, *, github: str = "") -> Store:
+        """Open (and create or upgrade) the store; `github` is the API URL the runs come
+        from, so that one state directory can serve several GitHub instances."""
         try:
             directory.mkdir(parents=True, exist_ok=True)
             path = directory / cls.FILENAME
@@ -127,13 +194,10 @@ class Store:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.executescript(SCHEMA)
-            connection.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
+            _migrate(connection)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the local store in {directory}: {exc}.") from None
-        return cls(connection, path)
+        return cls(connection, path, github)
 
     def close(self) -> None:
         self.db.close()
@@ -156,20 +220,24 @@ class Store:
         self,
         run: Run,
         jobs: Iterable[Job],
-        classifications: dict[int, Classification],
+        classifications: Mapping[int, Classification],
+        pending: Mapping[int, str] | None = None,
     ) -> None:
-        """Upsert a run with all its jobs and classifications, in one transaction."""
+        """Upsert a run with all its jobs and classifications, in one transaction;
+        `pending` maps failed jobs whose log could not be read yet to why."""
+        jobs = list(jobs)
+        pending = pending or {}
         try:
             self.db.execute("BEGIN")
             self._write(
-                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,1) "
+                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,1,?) "
                 "ON CONFLICT(id) DO UPDATE SET repository=excluded.repository, "
                 "workflow=excluded.workflow, "
                 "workflow_path=excluded.workflow_path, run_attempt=excluded.run_attempt, "
                 "branch=excluded.branch, commit_sha=excluded.commit_sha, event=excluded.event, "
                 "status=excluded.status, conclusion=excluded.conclusion, "
                 "created_at=excluded.created_at, updated_at=excluded.updated_at, "
-                "html_url=excluded.html_url, jobs_complete=1",
+                "html_url=excluded.html_url, jobs_complete=1, github=excluded.github",
                 [
                     (
                         run.id,
@@ -185,6 +253,7 @@ class Store:
                         _ts(run.created_at),
                         _ts(run.updated_at),
                         run.html_url,
+                        self.github,
                     )
                 ],
             )
@@ -229,13 +298,18 @@ class Store:
                     for job_id, c in classifications.items()
                 ],
             )
+            self._write("DELETE FROM pending WHERE run_id = ?", [(run.id,)])
+            self._write(
+                "INSERT INTO pending VALUES (?,?,?,?)",
+                [(job_id, run.id, why, now) for job_id, why in pending.items()],
+            )
             self.db.execute("COMMIT")
         except BaseException:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
             raise
 
-    def known_run(self, run: Run) -> tuple[list[Job], dict[int, Classification]] | None:
+    def known_run(self, run: Run) -> KnownRun | None:
         """The stored jobs of a run when nothing changed since (same attempt, same update)."""
         row = self.db.execute(
             "SELECT run_attempt, updated_at, jobs_complete FROM runs WHERE id = ?", (run.id,)
@@ -244,10 +318,23 @@ class Store:
             return None
         if row[0] != run.run_attempt or row[1] != _ts(run.updated_at) or run.updated_at is None:
             return None
-        return self.jobs_of(run.id), self.classifications_of(run.id)
+        pending = frozenset(
+            job_id
+            for (job_id,) in self.db.execute(
+                "SELECT job_id FROM pending WHERE run_id = ?", (run.id,)
+            )
+        )
+        return KnownRun(self.jobs_of(run.id), self.classifications_of(run.id), pending)
+
+    def pending_jobs(self) -> int:
+        """Failed jobs whose log is still to be read."""
+        row = self.db.execute("SELECT count(*) FROM pending").fetchone()
+        return int(row[0])
 
     def jobs_of(self, run_id: int) -> list[Job]:
-        cursor = self.db.execute("SELECT * FROM jobs WHERE run_id = ? ORDER BY rowid", (run_id,))
+        cursor = self.db.execute(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE run_id = ? ORDER BY rowid", (run_id,)
+        )
         return [self._job(row) for row in cursor]
 
     @staticmethod
@@ -330,7 +417,8 @@ class Store:
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         with closing(
             self.db.execute(
-                f"SELECT r.*, j.*, c.type, c.rule, c.step, c.line_number, c.evidence, c.excerpt "
+                f"SELECT {_prefixed(RUN_COLUMNS, 'r')}, {_prefixed(JOB_COLUMNS, 'j')}, "
+                "c.type, c.rule, c.step, c.line_number, c.evidence, c.excerpt "
                 f"FROM runs r JOIN jobs j ON j.run_id = r.id "
                 f"LEFT JOIN classifications c ON c.job_id = j.id {where} "
                 "ORDER BY r.created_at DESC, r.id DESC, j.rowid",
@@ -338,29 +426,51 @@ class Store:
             )
         ) as cursor:
             for row in cursor:
-                run = self._run(row[:13])
-                job = self._job(row[14:30])
-                cls = Classification(*row[30:]) if row[30] is not None else None
+                run = self._run(row[:_RUNS])
+                job = self._job(row[_RUNS : _RUNS + _JOBS])
+                rest = row[_RUNS + _JOBS :]
+                cls = Classification(*rest) if rest[0] is not None else None
                 yield StoredJob(run, job, cls)
 
     # ------------------------------------------------------------------ emitted points
 
-    def emitted(self, job_ids: Iterable[int]) -> dict[int, tuple[str, int, bool]]:
-        """What was last written for each job: (measurement, time_ns, flaky)."""
+    def emitted(self, job_ids: Iterable[int]) -> dict[int, Emitted]:
+        """What was last written for each job."""
         rows = self._by_ids(
-            "SELECT job_id, measurement, time_ns, flaky FROM emitted WHERE job_id IN ({marks})",
+            "SELECT job_id, measurement, time_ns, flaky, key FROM emitted "
+            "WHERE job_id IN ({marks})",
             job_ids,
         )
-        return {row[0]: (row[1], row[2], bool(row[3])) for row in rows}
+        return {
+            row[0]: Emitted(
+                PointKey.from_json(row[4]) if row[4] else None, row[1], row[2], bool(row[3])
+            )
+            for row in rows
+        }
 
-    def note_emitted(self, points: Iterable[tuple[int, str, int, bool]]) -> None:
+    def note_emitted(self, records: Iterable[JobRecord]) -> None:
         self._write(
-            "INSERT OR REPLACE INTO emitted VALUES (?,?,?,?)",
+            "INSERT OR REPLACE INTO emitted VALUES (?,?,?,?,?)",
             [
-                (job, measurement, time_ns, int(flaky))
-                for job, measurement, time_ns, flaky in points
+                (
+                    r.job_id,
+                    r.measurement,
+                    r.time_ns,
+                    int(r.tags.get("flaky") == "true"),
+                    r.key.to_json(),
+                )
+                for r in records
             ],
         )
+
+    def repositories(self) -> list[str]:
+        """Repositories with stored runs from this store's GitHub (runs stored before the
+        GitHub was recorded count for every GitHub)."""
+        rows = self.db.execute(
+            "SELECT DISTINCT repository FROM runs WHERE github IN (?, '') ORDER BY repository",
+            (self.github,),
+        )
+        return [row[0] for row in rows]
 
     # ------------------------------------------------------------------ coverage
 

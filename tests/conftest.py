@@ -27,6 +27,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MULTIVAC_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("MULTIVAC_RETRY_BASE", "0.01")
     monkeypatch.setenv("MULTIVAC_SECONDARY_WAIT", "0.05")
+    # the spool keeps what InfluxDB does not take: no test needs to wait 30s for it
+    monkeypatch.setenv("MULTIVAC_INFLUX_WAIT", "1s")
 
 
 Invoke = Callable[..., Result]

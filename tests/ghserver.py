@@ -953,6 +953,17 @@ class Fault:
     method: str | None = None
     hits: int = 0
 
+    def expired(self, now: float, seen: int) -> bool | None:
+        """For a timed fault (kw ``duration``, optional ``after_requests``): None while it
+        waits for its start, True once its duration has passed, else False."""
+        duration = self.kw.get("duration")
+        if duration is None:
+            return False
+        if seen <= int(self.kw.get("after_requests", 0)):
+            return None
+        started = self.kw.setdefault("started_at", now)
+        return now - float(started) >= float(duration)
+
     def matches(self, method: str, path: str, query: dict[str, str]) -> bool:
         if self.method and self.method.upper() != method:
             return False
@@ -972,11 +983,26 @@ class Faults:
     close after half the body; only taken by responses with a body, e.g. the
     signed log URL ``^/_signed/logs/``).  ``count=None`` = permanent.
     Paths are matched with ``re.search`` on the path without the API prefix.
+    A timed fault (kw ``duration`` seconds, ``after_requests`` N) is an outage in
+    the middle of a gather: it starts after the server saw N requests, answers
+    every matching request for ``duration`` seconds, then goes away (see
+    ``outage``).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._items: list[Fault] = []
+        self._seen = 0
+
+    def outage(
+        self, seconds: float, *, after_requests: int = 0, kind: str = "status", status: int = 503
+    ) -> Fault:
+        """Every request, API and log host alike, fails for `seconds` once the server
+        has seen `after_requests` requests: 503 answers, or dropped connections."""
+        extra = {"status": status} if kind == "status" else {}
+        return self.add(
+            r".*", kind, count=None, duration=seconds, after_requests=after_requests, **extra
+        )
 
     def add(
         self,
@@ -1018,9 +1044,17 @@ class Faults:
         """(seconds of latency, first matching non-latency non-truncate fault)."""
         delay = 0.0
         chosen: Fault | None = None
+        now = time.monotonic()
         with self._lock:
+            self._seen += 1
             for f in list(self._items):
                 if f.kind == "truncate" or not f.matches(method, path, query):
+                    continue
+                expired = f.expired(now, self._seen)
+                if expired is None:
+                    continue
+                if expired:
+                    self._items.remove(f)
                     continue
                 if f.kind == "latency":
                     delay += float(f.kw.get("seconds", 1.0))

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from multivac.classify import (
+    Rule,
     check_rules_file,
     classify_annotations,
     classify_file,
@@ -69,10 +70,7 @@ def test_every_rule_has_examples_and_they_hold(pack: str) -> None:
     [r for r in CATALOG.rules if r.source != "annotation"],
     ids=lambda r: r.id,
 )
-def test_each_rule_through_the_whole_engine(rule: object) -> None:
-    from multivac.classify import Rule
-
-    assert isinstance(rule, Rule)
+def test_each_rule_through_the_whole_engine(rule: Rule) -> None:
     single = load_catalog(builtin=False).__class__.build([rule])
     for line in rule.match_examples:
         found = classify_text(line, single)

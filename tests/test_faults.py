@@ -103,9 +103,11 @@ def test_persistent_server_errors_end_in_one_line(
 ) -> None:
     populate(ghserver, runs=5)
     ghserver.faults.add(r"/actions/runs/\d+/jobs", "status", count=None, status=503)
-    code, out, err = gather(cli, ghserver, tmp_path / "faulty")
+    code, out, err = gather(cli, ghserver, tmp_path / "faulty", "--max-wait", "1s")
     assert code == 1
-    assert "HTTP 503" in err
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "GitHub kept failing (HTTP 503) for GET /repos/octo/faulty/actions/runs/" in line
+    assert "past --max-wait 1s" in line
     assert "Traceback" not in err
     assert out.startswith("time,measurement")  # the CSV header is still written
 
@@ -124,7 +126,7 @@ def test_run_deleted_between_listing_and_jobs(
 def test_token_never_leaks(ghserver: FakeGitHub, cli: Invoke, tmp_path: Path) -> None:
     populate(ghserver, runs=3)
     ghserver.faults.add(r"/actions/runs$", "status", count=None, status=500)
-    code, out, err = gather(cli, ghserver, tmp_path / "faulty")
+    code, out, err = gather(cli, ghserver, tmp_path / "faulty", "--max-wait", "1s")
     assert code == 1
     assert TOKEN not in out + err
     for path in (tmp_path / "faulty").rglob("*"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -235,7 +236,9 @@ def test_lean_tags_keep_points_apart(ghserver: FakeGitHub, cli: Invoke) -> None:
     for line in lines:
         tags = line.split(" ", 1)[0]
         assert "job_id=" not in tags and "run_id=" not in tags and "commit_sha=" not in tags
-        assert "job_id=" in line.split(" ")[-2] or "job_id=" in line
+        fields = line[len(tags) + 1 : line.rindex(" ")]
+        assert re.search(r"(^|,)job_id=\d+i(,|$)", fields), fields
+        assert re.search(r'(^|,)commit_sha="[0-9a-f]+"(,|$)', fields), fields
 
 
 def test_output_file_and_stdout_stays_data(

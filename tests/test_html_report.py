@@ -12,7 +12,7 @@ import pytest
 
 from multivac.html_report import percentile, render
 from multivac.model import Classification, Job, Run, Step
-from multivac.reports import Outcome
+from multivac.queries import Outcome
 from multivac.store import Store, StoredJob
 from tests.conftest import Invoke
 

@@ -32,6 +32,15 @@ def populate(server: FakeGitHub) -> None:
     )
 
 
+def wait_until_gathering(server: FakeGitHub, jobs_lists: int = 5, timeout: float = 60) -> None:
+    """Until the gather has fetched some runs' jobs: interrupting it while it starts up
+    would test nothing (a loaded machine can take seconds to start Python)."""
+    deadline = time.monotonic() + timeout
+    while len(server.requests_to(r"/actions/runs/\d+/jobs")) < jobs_lists:
+        assert time.monotonic() < deadline, "the gather never started"
+        time.sleep(0.05)
+
+
 def start(server: FakeGitHub, state: Path, vm_url: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -71,7 +80,7 @@ def test_killed_gather_then_rerun_leaves_no_holes_no_duplicates(
     ghserver.faults.add(r".", "latency", count=None, seconds=0.03)
     state = tmp_path / "state"
     first = start(ghserver, state, vm.url)
-    time.sleep(1.5)
+    wait_until_gathering(ghserver)
     first.send_signal(sig)
     _, err = first.communicate(timeout=30)
     if sig != signal.SIGKILL:
@@ -101,7 +110,7 @@ def test_interrupted_csv_is_still_valid(ghserver: FakeGitHub, tmp_path: Path) ->
         env=env,
         stderr=subprocess.PIPE,
     )
-    time.sleep(1.5)
+    wait_until_gathering(ghserver)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
@@ -143,7 +152,7 @@ def test_influx_stopped_mid_gather_then_replayed(
     ghserver.faults.add(r".", "latency", count=None, seconds=0.02)
     state = tmp_path / "state"
     proc = start(ghserver, state, vm.url)
-    time.sleep(1.0)
+    wait_until_gathering(ghserver)
     vm.stop()
     try:
         _, err = proc.communicate(timeout=120)

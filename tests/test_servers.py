@@ -227,13 +227,16 @@ def test_vm_paused_times_out(vm: VictoriaMetrics) -> None:
     assert len(vm.points()) == 1
 
 
-def test_vm_left_stopped_by_a_test(vm: VictoriaMetrics) -> None:
-    vm.stop()
-
-
-def test_vm_is_running_again_for_the_next(vm: VictoriaMetrics) -> None:
-    assert vm.running
-    assert vm.export() == []
+def test_vm_fixture_restarts_a_server_a_test_stopped(
+    victoriametrics: VictoriaMetrics,
+) -> None:
+    victoriametrics.reset()
+    victoriametrics.write("m,t=a v=1 1700000000000000000")
+    victoriametrics.stop()
+    assert not victoriametrics.running
+    victoriametrics.reset()  # what the `vm` fixture does before each test
+    assert victoriametrics.running
+    assert victoriametrics.export() == []
 
 
 # --- how Point's line protocol reads back ----------------------------------

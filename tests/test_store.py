@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from multivac.model import Classification, Job, Run, Step
-from multivac.store import Store
+from multivac.model import Classification, Run
+from multivac.store import SCHEMA_VERSION, KnownRun, Store
+from tests.factories import make_job, make_run
 from tests.conftest import TOKEN, Invoke
 from tests.ghserver import FakeGitHub
 
@@ -85,36 +87,8 @@ def test_only_new_and_changed_runs_fetch_jobs(
 
 
 def test_store_schema_is_idempotent_and_upserts(tmp_path: Path) -> None:
-    run = Run(
-        1,
-        "o/r",
-        "CI",
-        ".github/workflows/ci.yml",
-        1,
-        "main",
-        "abc",
-        "push",
-        "completed",
-        "failure",
-        BASE,
-        BASE,
-        "https://x/run/1",
-    )
-    job = Job(
-        7,
-        1,
-        1,
-        "test",
-        "completed",
-        "failure",
-        BASE,
-        BASE,
-        BASE,
-        ("ubuntu-latest",),
-        "r1",
-        "https://x/job/7",
-        (Step(1, "Run tests", "failure"),),
-    )
+    run = make_run(1, repository="o/r", conclusion="failure", created_at=BASE)
+    job = make_job(7, 1, "failure", queued=0, ran=0, created_at=BASE, runner_name="r1")
     cls = Classification("test_failure", "pytest-failed", "Run tests", 12, "FAILED t.py", "ctx")
     for _ in range(3):
         with Store.open(tmp_path) as store:
@@ -125,9 +99,54 @@ def test_store_schema_is_idempotent_and_upserts(tmp_path: Path) -> None:
         assert items[0].job == job
         assert items[0].run == run
         assert items[0].classification == cls
-        assert store.known_run(run) == ([job], {7: cls})
+        assert store.known_run(run) == KnownRun([job], {7: cls}, frozenset())
         changed = Run(**{**run.__dict__, "run_attempt": 2})
         assert store.known_run(changed) is None
+
+
+def test_pending_jobs_are_remembered_until_classified(tmp_path: Path) -> None:
+    run = make_run(1, conclusion="failure")
+    ok, bad = make_job(7, 1, "success"), make_job(8, 1, "failure")
+    with Store.open(tmp_path) as store:
+        store.save_run(run, [ok, bad], {}, {8: "the log host kept failing"})
+        assert store.known_run(run) == KnownRun([ok, bad], {}, frozenset({8}))
+        assert store.pending_jobs() == 1
+        cls = Classification("test_failure", "r", "Run tests", 3, "FAILED")
+        store.save_run(run, [ok, bad], {8: cls})
+        assert store.known_run(run) == KnownRun([ok, bad], {8: cls}, frozenset())
+        assert store.pending_jobs() == 0
+
+
+# the first schema's tables that later versions changed, as multivac 0.1 created them
+V1_TABLES = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY, repository TEXT NOT NULL, workflow TEXT NOT NULL,
+    workflow_path TEXT NOT NULL, run_attempt INTEGER NOT NULL, branch TEXT NOT NULL,
+    commit_sha TEXT NOT NULL, event TEXT NOT NULL, status TEXT NOT NULL, conclusion TEXT,
+    created_at TEXT, updated_at TEXT, html_url TEXT NOT NULL,
+    jobs_complete INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE emitted (
+    job_id INTEGER PRIMARY KEY, measurement TEXT NOT NULL, time_ns INTEGER NOT NULL,
+    flaky INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO meta VALUES ('schema_version', '1');
+INSERT INTO runs VALUES (1, 'o/r', 'CI', 'ci.yml', 1, 'main', 'abc', 'push', 'completed',
+    'failure', '2026-10-01T06:00:00Z', '2026-10-01T06:00:00Z', 'https://x/run/1', 1);
+INSERT INTO emitted VALUES (8, 'log_unavailable', 1790834400000000000, 0);
+"""
+
+
+def test_a_first_version_store_is_upgraded_in_place(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / Store.FILENAME) as db:
+        db.executescript(V1_TABLES)
+    with Store.open(tmp_path, github="https://api.github.com") as store:
+        assert store.repositories() == ["o/r"]  # runs stored before count for every GitHub
+        (emitted,) = store.emitted([8]).values()
+        assert emitted.key is None and emitted.measurement == "log_unavailable"
+        version = store.db.execute("SELECT value FROM meta WHERE key='schema_version'")
+        assert version.fetchone()[0] == str(SCHEMA_VERSION)
 
 
 def test_coverage_joins_windows(tmp_path: Path) -> None:

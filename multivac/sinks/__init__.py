@@ -10,6 +10,7 @@ from typing import IO, Any, BinaryIO, TextIO, cast
 
 from multivac.config import InfluxSettings
 from multivac.errors import SinkError
+from multivac.retry import Notify, RetryPolicy
 from multivac.sinks.base import Sink
 
 
@@ -41,6 +42,8 @@ def build_sink(
     influx: InfluxSettings | None = None,
     spool_dir: Path | None = None,
     create_bucket: bool = False,
+    policy: RetryPolicy | None = None,
+    notify: Notify | None = None,
 ) -> Sink:
     """The sink for a format; files are closed by the given ExitStack."""
     if fmt is Format.csv:
@@ -60,5 +63,7 @@ def build_sink(
 
         if influx is None or spool_dir is None:
             raise SinkError("--format influxdb needs the INFLUX_* settings and a state directory.")
-        return InfluxSink(influx, spool_dir, create_bucket=create_bucket)
+        return InfluxSink(
+            influx, spool_dir, policy=policy, notify=notify, create_bucket=create_bucket
+        )
     raise SinkError(f"unknown format {fmt!r}.")  # pragma: no cover - the enum is exhaustive

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from multivac.model import JobRecord
+from multivac.model import JobRecord, PointKey
 
 
 class Sink(Protocol):
@@ -13,4 +13,16 @@ class Sink(Protocol):
 
     def write(self, records: Iterable[JobRecord]) -> None: ...
 
+    def retract(self, keys: Sequence[PointKey]) -> None:
+        """Remove points written earlier that newer records supersede. Files are
+        append-only outputs of one gather: there it does nothing."""
+        ...
+
     def close(self) -> None: ...
+
+
+class FileSink:
+    """Base of the file formats: a file holds one gather's records, nothing to retract."""
+
+    def retract(self, keys: Sequence[PointKey]) -> None:
+        return None

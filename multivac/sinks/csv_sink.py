@@ -7,9 +7,10 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from multivac.model import JobRecord, columns
+from multivac.sinks.base import FileSink
 
 
-class CsvSink:
+class CsvSink(FileSink):
     def __init__(self, stream: TextIO, *, lean: bool = False) -> None:
         self._stream = stream
         self._lean = lean

@@ -13,13 +13,15 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from multivac.config import InfluxSettings, redact
 from multivac.errors import SinkError
-from multivac.model import JobRecord
+from multivac.model import JobRecord, PointKey
+from multivac.retry import Notify, Outage, OutageStop, RetryPolicy
 from multivac.sinks.lineproto import to_line
 
 CHUNK = 5000
@@ -30,8 +32,9 @@ RETRYABLE = frozenset({429, 500, 502, 503, 504})
 class InfluxStats:
     written: int = 0
     spooled: int = 0
-    replayed: int = 0
     rejected: int = 0
+    retracted: int = 0
+    spooled_retractions: int = 0
     messages: list[str] = field(default_factory=list)
 
 
@@ -89,8 +92,8 @@ class InfluxWriter:
         except Exception as exc:  # urllib3 connection errors, timeouts, DNS
             raise WriteFailed(None, redact(f"{type(exc).__name__}: {exc}")) from None
 
-    def delete_point(self, measurement: str, tags: dict[str, str], time_ns: int) -> None:
-        """Delete one point (measurement + identifying tags at one instant)."""
+    def delete(self, key: PointKey) -> None:
+        """Delete exactly one point: its measurement and tag set at its instant."""
         from datetime import UTC, datetime, timedelta
 
         from influxdb_client.rest import ApiException
@@ -99,10 +102,10 @@ class InfluxWriter:
             return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
         predicate = " AND ".join(
-            [f"_measurement={quoted(measurement)}"]
-            + [f"{key}={quoted(value)}" for key, value in sorted(tags.items())]
+            [f"_measurement={quoted(key.measurement)}"]
+            + [f"{name}={quoted(value)}" for name, value in key.predicate_tags]
         )
-        start = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=time_ns // 1000)
+        start = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=key.time_ns // 1000)
         stop = start + timedelta(microseconds=1)
         try:
             self._client.delete_api().delete(
@@ -139,7 +142,8 @@ class InfluxWriter:
 
 
 class Spool:
-    """Line protocol files waiting for delivery; a file counts once it is fsync'd."""
+    """Files waiting for delivery, oldest first: line protocol (`.lp`) and the keys of
+    points to delete (`.del`, JSON lines). A file counts once it is fsync'd."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -159,10 +163,17 @@ class Spool:
         finally:
             os.close(dir_fd)
 
+    def _name(self, suffix: str) -> Path:
+        return self.directory / f"{time.time_ns():020d}-{os.getpid()}{suffix}"
+
     def add(self, lines: list[str]) -> Path:
-        name = f"{time.time_ns():020d}-{os.getpid()}.lp"
-        path = self.directory / name
+        path = self._name(".lp")
         self._fsync_write(path, ("\n".join(lines) + "\n").encode("utf-8"))
+        return path
+
+    def add_retractions(self, keys: Sequence[PointKey]) -> Path:
+        path = self._name(".del")
+        self._fsync_write(path, "".join(key.to_json() + "\n" for key in keys).encode("utf-8"))
         return path
 
     def reject(self, path: Path, message: str) -> Path:
@@ -175,7 +186,7 @@ class Spool:
     def pending(self) -> list[Path]:
         if not self.directory.is_dir():
             return []
-        return sorted(self.directory.glob("*.lp"))
+        return sorted([*self.directory.glob("*.lp"), *self.directory.glob("*.del")])
 
     @staticmethod
     def read(path: Path) -> list[str]:
@@ -208,43 +219,58 @@ class InfluxSink:
         settings: InfluxSettings,
         spool_dir: Path,
         *,
+        policy: RetryPolicy | None = None,
+        notify: Notify | None = None,
         create_bucket: bool = False,
         chunk_size: int = CHUNK,
-        attempts: int = 3,
-        timeout_s: float = 30.0,
     ) -> None:
+        policy = policy or RetryPolicy(max_wait_s=30.0)
         self.settings = settings
-        self.writer = InfluxWriter(settings, timeout_s=timeout_s)
+        self.writer = InfluxWriter(settings, timeout_s=policy.timeout_s)
         self.spool = Spool(spool_dir)
         self.stats = InfluxStats()
         self.chunk_size = chunk_size
-        self.attempts = attempts
+        # the spool keeps what InfluxDB cannot take, so the wait is the policy's own
+        self.outage = Outage("InfluxDB", policy, notify=notify)
         self._down = False  # once the server failed, later chunks go straight to the spool
         self._buffer: list[str] = []
         self._fatal: str | None = None
         if create_bucket:
             self.writer.ensure_bucket()
 
-    def _deliver(self, lines: list[str]) -> None:
-        """Write with retries; raise WriteFailed when it must not be retried now."""
-        for attempt in range(1, self.attempts + 1):
+    def _deliver(self, what: str, send: Callable[[], None]) -> None:
+        """Send under the retry policy; raise WriteFailed when it must not be retried
+        now (a refusal, or the outage outlasted the budget)."""
+        failures = 0
+        while True:
             try:
-                self.writer.write(lines)
-                return
+                send()
             except WriteFailed as exc:
                 if exc.status is not None and exc.status not in RETRYABLE:
                     raise
-                if attempt == self.attempts:
-                    raise
-                time.sleep(min(8.0, 0.5 * 2 ** (attempt - 1)))
+                failures += 1
+                why = f"HTTP {exc.status}" if exc.status else exc.message
+                try:
+                    self.outage.failed(failures, what, why)
+                except OutageStop:
+                    raise exc from None
+                continue
+            self.outage.succeeded()
+            return
 
     def replay(self) -> int:
         """Deliver spooled files, oldest first; returns the number of points delivered."""
         delivered = 0
         for path in self.spool.pending():
             lines = self.spool.read(path)
+            retractions = path.suffix == ".del"
             try:
-                self._deliver(lines)
+                if retractions:
+                    for line in lines:
+                        key = PointKey.from_json(line)
+                        self._deliver("a delete", partial(self.writer.delete, key))
+                else:
+                    self._deliver("a write", partial(self.writer.write, lines))
             except WriteFailed as exc:
                 if _rejected(exc):
                     self._set_aside(path, len(lines), exc)
@@ -253,8 +279,8 @@ class InfluxSink:
                 self._remember(exc)
                 break
             path.unlink()
-            delivered += len(lines)
-        self.stats.replayed += delivered
+            if not retractions:
+                delivered += len(lines)
         return delivered
 
     def _set_aside(self, path: Path, count: int, exc: WriteFailed) -> None:
@@ -280,20 +306,23 @@ class InfluxSink:
             chunk, self._buffer = self._buffer[: self.chunk_size], self._buffer[self.chunk_size :]
             self._send(chunk)
 
-    def retract(self, points: list[tuple[str, dict[str, str], int]]) -> None:
-        """Delete points written by an earlier gather that a new record supersedes."""
-        for measurement, identity, time_ns in points:
-            if self._down:
-                return
+    def retract(self, keys: Sequence[PointKey]) -> None:
+        """Delete points that newer records supersede; what cannot be deleted now is
+        spooled and deleted by the next gather or `multivac replay`."""
+        left = list(keys)
+        while left and not self._down:
+            key = left[0]
             try:
-                self.writer.delete_point(measurement, identity, time_ns)
+                self._deliver("a delete", partial(self.writer.delete, key))
             except WriteFailed as exc:
-                where = f"HTTP {exc.status}" if exc.status else "unreachable"
-                self.stats.messages.append(
-                    f"cannot delete the superseded point of {identity} ({where}: "
-                    f"{exc.message}); that job may be counted twice until it is deleted."
-                )
-                return
+                self._down = True
+                self._remember(exc)
+                break
+            left.pop(0)
+            self.stats.retracted += 1
+        if left:
+            self.spool.add_retractions(left)
+            self.stats.spooled_retractions += len(left)
 
     def _send(self, lines: list[str]) -> None:
         for chunk in _chunks(lines, self.chunk_size):
@@ -302,7 +331,7 @@ class InfluxSink:
                 self.stats.spooled += len(chunk)
                 continue
             try:
-                self._deliver(chunk)
+                self._deliver("a write", partial(self.writer.write, chunk))
                 self.stats.written += len(chunk)
             except WriteFailed as exc:
                 path = self.spool.add(chunk)
@@ -329,3 +358,17 @@ class InfluxSink:
         if self.stats.messages:
             return self.stats.messages[0]
         return None
+
+    def note(self, spool_dir: Path) -> str:
+        """What happened to the points, for the gather summary."""
+        stats = self.stats
+        line = f"{stats.written} points written to InfluxDB"
+        if stats.spooled:
+            line += f", {stats.spooled} spooled to {spool_dir}"
+        if stats.rejected:
+            line += f", {stats.rejected} rejected"
+        if stats.retracted:
+            line += f", {stats.retracted} superseded points deleted"
+        if stats.spooled_retractions:
+            line += f", {stats.spooled_retractions} deletes spooled"
+        return line

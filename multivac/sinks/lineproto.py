@@ -18,6 +18,7 @@ from influxdb_client.client.write.point import Point
 from influxdb_client.domain.write_precision import WritePrecision
 
 from multivac.model import JobRecord, clean, tag_safe
+from multivac.sinks.base import FileSink
 
 
 def _name(text: str) -> str:
@@ -43,7 +44,7 @@ def to_line(record: JobRecord) -> str:
     return line
 
 
-class LineProtocolSink:
+class LineProtocolSink(FileSink):
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
 

@@ -1,16 +1,17 @@
 """Commands that need neither GitHub nor InfluxDB: classify local logs, list and check
-rules. Kept apart from run.py so that they start without importing those clients."""
+rules. They import neither client, so they start fast."""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 
 
-def classify_files(paths: list[Path], rules: list[str], as_json: bool, console: Console) -> int:
+def classify_files(paths: list[Path], rules: Sequence[str], as_json: bool, console: Console) -> int:
     from multivac.classify import classify_file, load_catalog
 
     catalog = load_catalog(rules)
@@ -48,7 +49,7 @@ def classify_files(paths: list[Path], rules: list[str], as_json: bool, console: 
     return code
 
 
-def list_rules(sources: list[str]) -> None:
+def list_rules(sources: Sequence[str]) -> None:
     from multivac.classify import load_catalog
 
     catalog = load_catalog(sources)

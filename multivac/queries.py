@@ -1,4 +1,4 @@
-"""Report queries over the local store, defined once for the CLI and the HTML report."""
+"""Queries over the local store, defined once for the commands and the HTML report."""
 
 from __future__ import annotations
 
@@ -7,12 +7,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from multivac.gather import flaky_job_ids
-from multivac.model import CANCELLED, SUCCESS, Job, measurement_for
+from multivac.model import NOT_FAILURES, Job, flaky_job_ids, measurement_for
 from multivac.store import Store, StoredJob
-
-#: outcomes that are not failures
-NOT_FAILURES = frozenset({SUCCESS, CANCELLED, "neutral", "action_required", "stale"})
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,136 @@
+"""`failures stats`, `failures watch` and `report`: read the local store over a window,
+gathering first whatever part of the window it lacks (unless --offline)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from multivac.config import GatherPlan, GitHubSettings, StorePlan
+from multivac.errors import ConfigError, MultivacError, SinkError
+from multivac.queries import Outcome, failure_stats, failures_of, outcomes
+from multivac.retry import RetryPolicy
+from multivac.sinks import Format
+from multivac.store import Store
+
+
+def _fill(
+    plan: StorePlan, github: GitHubSettings, policy: RetryPolicy, console: Console
+) -> MultivacError | None:
+    """Gather whatever part of the window the store does not cover for the plan's
+    repositories (all stored ones when it names none). A gather that stops early is
+    returned, not raised: the command shows what the store has, then raises it."""
+    from multivac.commands.gather import NullSink, gather
+
+    with Store.open(plan.state_dir, github=github.api_url) as store:
+        repos = plan.repos or tuple(store.repositories())
+        if not repos:
+            raise ConfigError(
+                f"the local store in {plan.state_dir} holds no runs from {github.api_url}; "
+                "name a repository (OWNER/REPO) or gather one first."
+            )
+        missing = [r for r in repos if not store.covers(r, plan.since, plan.until)]
+    if missing and not plan.offline:
+        try:
+            gather(
+                GatherPlan(
+                    repos=tuple(missing),
+                    since=plan.since,
+                    until=plan.until,
+                    output_format=Format.csv,
+                    state_dir=plan.state_dir,
+                    github=github,
+                    policy=policy,
+                    rules=plan.rules,
+                    concurrency=plan.concurrency,
+                ),
+                console,
+                sink=NullSink(),
+            )
+        except MultivacError as exc:
+            return exc
+    elif missing:
+        console.print(
+            "warning: the local store does not cover the whole window for "
+            + ", ".join(missing)
+            + "; showing what it has.",
+            markup=False,
+        )
+    return None
+
+
+def _outcomes(
+    plan: StorePlan, github: GitHubSettings, policy: RetryPolicy, console: Console
+) -> tuple[list[Outcome], MultivacError | None]:
+    """Stored outcomes of the window, and the error of the gather that came first."""
+    failed = _fill(plan, github, policy, console)
+    with Store.open(plan.state_dir, github=github.api_url) as store:
+        repos = plan.repos or tuple(store.repositories())
+        return list(outcomes(store, repos, plan.since, plan.until)), failed
+
+
+def _done(failed: MultivacError | None) -> None:
+    if failed is not None:
+        raise failed
+
+
+def stats(plan: StorePlan, github: GitHubSettings, policy: RetryPolicy, console: Console) -> None:
+    items, failed = _outcomes(plan, github, policy, console)
+    counts = failure_stats(items)
+    total = sum(s.jobs for s in counts)
+    width = max([len("failure type"), *(len(s.type) for s in counts)])
+    out = sys.stdout
+    out.write(f"{'failure type':<{width}}  {'jobs':>6}  {'share':>6}  {'flaky':>6}\n")
+    for s in counts:
+        share = 100.0 * s.jobs / total if total else 0.0
+        flaky = f"{100.0 * s.flaky / s.jobs:.0f}%" if s.jobs else "0%"
+        out.write(f"{s.type:<{width}}  {s.jobs:>6}  {share:>5.1f}%  {flaky:>6}\n")
+    out.write(f"{'total':<{width}}  {total:>6}\n")
+    _done(failed)
+
+
+def watch(
+    failure_type: str,
+    plan: StorePlan,
+    github: GitHubSettings,
+    policy: RetryPolicy,
+    console: Console,
+) -> None:
+    items, failed = _outcomes(plan, github, policy, console)
+    chosen = failures_of(items, failure_type)
+    out = sys.stdout
+    for item in chosen:
+        job, run = item.stored.job, item.stored.run
+        when = job.created_at.strftime("%Y-%m-%d %H:%M") if job.created_at else "?"
+        flaky = " [flaky]" if item.flaky else ""
+        out.write(f"{when}  {run.repository}  {run.workflow} / {job.name}  ({run.branch}){flaky}\n")
+        out.write(f"    {job.html_url or run.html_url}\n")
+        cls = item.stored.classification
+        if cls is not None and cls.evidence:
+            step = f"[{cls.step}] " if cls.step else ""
+            out.write(f"    {step}{cls.evidence}\n")
+    console.print(f"{len(chosen)} jobs of type {failure_type}.", markup=False)
+    _done(failed)
+
+
+def report(
+    plan: StorePlan,
+    html: Path,
+    github: GitHubSettings,
+    policy: RetryPolicy,
+    console: Console,
+) -> None:
+    """Write the self-contained HTML report of the window."""
+    from multivac.html_report import render
+
+    items, failed = _outcomes(plan, github, policy, console)
+    page = render(items, since=plan.since, until=plan.until)
+    try:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise SinkError(f"cannot write {html}: {exc.strerror or exc}.") from None
+    console.print(f"wrote {html} ({len(items)} job attempts).", markup=False)
+    _done(failed)

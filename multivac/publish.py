@@ -1,0 +1,59 @@
+"""Writing records where an earlier write may stand: the one place that decides which
+old points a new record supersedes.
+
+A job's point can change identity after it was written: it turns flaky when a later
+attempt succeeds (a new tag), `reclassify` gives it another failure type (a new
+measurement), or a job left pending during an outage is written with its real type.
+The old point must then go, or the job counts twice; InfluxDB's delete reports success
+even when its predicate matches nothing, so both sides use `PointKey`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from multivac.model import JobRecord, PointKey
+
+if TYPE_CHECKING:
+    from multivac.sinks.base import Sink
+    from multivac.store import Emitted, Store
+
+
+def _old_key(record: JobRecord, before: Emitted) -> PointKey:
+    """The key of what was written before. Stores older than PointKey kept only the
+    measurement, the time and the flaky flag; every other tag comes from the job's
+    stored facts, which do not change, so the new record supplies them."""
+    if before.key is not None:
+        return before.key
+    tags = {k: v for k, v in record.tags.items() if k != "flaky"}
+    if before.flaky:
+        tags["flaky"] = "true"
+    return PointKey.identify(before.measurement, tags, before.time_ns)
+
+
+def superseded(records: Sequence[JobRecord], store: Store) -> list[PointKey]:
+    """Points written earlier for these records' jobs under another key."""
+    before = store.emitted(r.job_id for r in records if r.job_id)
+    stale: list[PointKey] = []
+    for record in records:
+        old = before.get(record.job_id)
+        if old is None:
+            continue
+        key = _old_key(record, old)
+        if key != record.key:
+            stale.append(key)
+    return stale
+
+
+def publish(sink: Sink, records: Sequence[JobRecord], store: Store | None) -> None:
+    """Retract what these records supersede, write them, and remember their keys."""
+    if not records:
+        return
+    if store is not None:
+        stale = superseded(records, store)
+        if stale:
+            sink.retract(stale)
+    sink.write(records)
+    if store is not None:
+        store.note_emitted(r for r in records if r.job_id)
