@@ -10,8 +10,8 @@ from pathlib import Path
 
 from multivac.model import Classification, Run
 from multivac.store import SCHEMA_VERSION, KnownRun, Store
-from tests.factories import make_job, make_run
 from tests.conftest import TOKEN, Invoke
+from tests.factories import make_job, make_run
 from tests.ghserver import FakeGitHub
 
 SINCE = "2026-10-01T00:00:00Z"
