@@ -42,7 +42,7 @@ def make_run(id: int = 1, **overrides: Any) -> Run:
 def make_job(
     id: int = 7,
     run_id: int = 1,
-    conclusion: str = "success",
+    conclusion: str | None = "success",
     *,
     queued: float = 10.0,
     ran: float = 60.0,
@@ -52,7 +52,7 @@ def make_job(
     ran `ran` seconds; a failed job's single step failed."""
     created = overrides.pop("created_at", BASE)
     started = created + timedelta(seconds=queued)
-    step_conclusion = conclusion if conclusion != "skipped" else None
+    step_conclusion = conclusion if conclusion not in ("skipped", None) else None
     values: dict[str, Any] = {
         "id": id,
         "run_id": run_id,

@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import pytest
 
+from multivac.cli import app
 from tests.conftest import TOKEN, Invoke
 from tests.ghserver import FakeGitHub
 from tests.servers import VictoriaMetrics
@@ -237,3 +238,31 @@ def test_python_dash_m_works() -> None:
     )
     assert done.returncode == 0
     assert done.stdout.startswith("multivac ")
+
+
+def _command_paths() -> list[list[str]]:
+    import typer.main
+
+    root = typer.main.get_command(app)
+    paths: list[list[str]] = []
+
+    def walk(command: object, path: list[str]) -> None:
+        subcommands = getattr(command, "commands", None)
+        if subcommands:
+            for name, sub in subcommands.items():
+                walk(sub, [*path, name])
+        else:
+            paths.append(path)
+
+    walk(root, [])
+    return paths
+
+
+@pytest.mark.parametrize("path", _command_paths(), ids=" ".join)
+def test_help_says_what_to_type_not_python_types(cli: Invoke, path: list[str]) -> None:
+    result = cli(*path, "--help")
+    assert result.exit_code == 0, result.output
+    usage = result.stdout.splitlines()[0]
+    assert "{" not in usage, usage  # a required argument is not shown in braces
+    for python_type in ("<str>", "<int", "<list[", "<path>", "list[str]", "<float"):
+        assert python_type not in result.stdout, (python_type, result.stdout)

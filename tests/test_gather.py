@@ -9,6 +9,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import TOKEN, Invoke
 from tests.ghserver import FakeGitHub
 
@@ -279,21 +281,28 @@ def test_dotenv_in_cwd_is_read_but_never_overrides(
     assert "octo/missing" in overridden.stderr
 
 
-def test_bad_settings_are_one_sentence_exit_2(cli: Invoke) -> None:
-    cases = [
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
         (["gather", "octo/x", "--since", "yesterday"], "--since"),
         (["gather", "not-a-repo"], "OWNER/REPO"),
         (["gather"], "GITHUB_REPOSITORY"),
         (["gather", "octo/x", "-f", "influxdb"], "INFLUX_URL"),
         (["gather", "octo/x", "--since", "1d", "--until", "2d"], "after --until"),
         (["gather", "octo/x", "--max-wait", "soon"], "--max-wait"),
-    ]
-    for args, needle in cases:
-        result = cli(*args, env={"GITHUB_API_URL": "http://127.0.0.1:9"})
-        assert result.exit_code == 2, (args, result.stderr)
-        assert needle in result.stderr, (args, result.stderr)
-        assert "Traceback" not in result.stderr
-        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        (["report", "not-a-repo"], "OWNER/REPO"),
+        (["reclassify", "not-a-repo"], "OWNER/REPO"),
+    ],
+)
+def test_bad_settings_are_one_sentence_exit_2(cli: Invoke, args: list[str], needle: str) -> None:
+    result = cli(*args, env={"GITHUB_API_URL": "http://127.0.0.1:9"})
+    assert result.exit_code == 2, (args, result.stderr)
+    assert needle in result.stderr, (args, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_bad_github_url_is_exit_2(cli: Invoke) -> None:
     bad_url = cli("gather", "octo/x", env={"GITHUB_API_URL": "ftp://example"})
     assert bad_url.exit_code == 2
     assert "GITHUB_API_URL" in bad_url.stderr

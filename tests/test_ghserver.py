@@ -22,6 +22,9 @@ from github.GithubException import (
 
 from tests.ghserver import FakeGitHub, Repo, build_demo, make_log, parse_created
 
+# tests of the test servers themselves: `pytest -m 'not testservers'` skips them
+pytestmark = pytest.mark.testservers
+
 T0 = datetime(2026, 10, 1, 12, 0, 0, tzinfo=UTC)
 
 

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from multivac.html_report import percentile, render
-from multivac.model import Classification, Job, Run, Step
+from multivac.model import Classification, Job, Run
 from multivac.queries import Outcome
 from multivac.store import Store, StoredJob
 from tests.conftest import Invoke
+from tests.factories import make_job, make_run
 
 T0 = datetime(2026, 10, 2, 9, tzinfo=UTC)
 EVIL = "<script>window.__pwned=1;alert(1)</script>"
@@ -22,21 +23,7 @@ ATTR = '"><img src=x onerror=alert(1)>'
 
 
 def run_(rid: int, created: datetime) -> Run:
-    return Run(
-        rid,
-        "octo/app",
-        "CI",
-        ".github/workflows/ci.yml",
-        1,
-        "main",
-        "abc",
-        "push",
-        "completed",
-        "failure",
-        created,
-        created,
-        f"https://github.com/octo/app/actions/runs/{rid}",
-    )
+    return make_run(rid, conclusion="failure", created_at=created)
 
 
 def job_(
@@ -50,21 +37,18 @@ def job_(
     labels: tuple[str, ...] = ("ubuntu-latest",),
     url: str | None = None,
 ) -> Job:
-    started = created + timedelta(seconds=queued)
-    return Job(
+    extra = {"html_url": url} if url else {}
+    return make_job(
         jid,
         rid,
-        1,
-        name,
-        "completed",
         conclusion,
-        created,
-        started,
-        started + timedelta(seconds=ran),
-        labels,
-        "runner",
-        url or f"https://github.com/octo/app/actions/runs/{rid}/job/{jid}",
-        (Step(1, "Run tests", conclusion),),
+        queued=queued,
+        ran=ran,
+        created_at=created,
+        name=name,
+        labels=labels,
+        runner_name="runner",
+        **extra,
     )
 
 
@@ -218,3 +202,32 @@ def test_report_renders_in_a_real_browser(tmp_path: Path) -> None:
             browser.close()
     assert dialogs == []
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_report_without_a_repository_covers_every_stored_one(cli: Invoke, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    api = "https://ghe.example.com/api/v3"
+    with Store.open(state, github=api) as store:
+        for item in sample():
+            cls = item.stored.classification
+            store.save_run(
+                item.stored.run, [item.stored.job], {item.stored.job.id: cls} if cls else {}
+            )
+            other = Run(**{**item.stored.run.__dict__, "id": item.stored.run.id + 10_000})
+            other = Run(**{**other.__dict__, "repository": "octo/lib"})
+            job = Job(**{**item.stored.job.__dict__, "id": item.stored.job.id + 10_000})
+            store.save_run(other, [Job(**{**job.__dict__, "run_id": other.id})], {})
+    with Store.open(state, github="https://api.github.com") as store:
+        elsewhere = make_run(99, repository="someone/else", created_at=T0)
+        store.save_run(elsewhere, [make_job(99_999, 99, created_at=T0)], {})
+    out = tmp_path / "all.html"
+    args = ["report", "--html", str(out), "--offline", "--since", "2026-10-01"]
+    result = cli(*args, "--until", "2026-10-08", env={"GITHUB_API_URL": api})
+    assert result.exit_code == 0, result.stderr
+    assert "wrote" in result.stderr and "(40 job attempts)" in result.stderr
+    page = out.read_text()
+    assert "octo/app" in page and "octo/lib" in page
+    assert "someone/else" not in page  # stored from another GitHub
+    empty = cli(*args, env={"MULTIVAC_STATE_DIR": str(tmp_path / "none")})
+    assert empty.exit_code == 2
+    assert "holds no runs from https://api.github.com" in empty.stderr

@@ -34,6 +34,9 @@ from tests.servers import (
     to_points,
 )
 
+# tests of the test servers themselves: `pytest -m 'not testservers'` skips them
+pytestmark = pytest.mark.testservers
+
 T0 = 1_700_000_000_123_000_000  # 2023-11-14, on a whole millisecond
 MS = 1_000_000
 
