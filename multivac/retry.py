@@ -4,7 +4,8 @@ GitHub API calls, log downloads and InfluxDB writes all retry through an `Outage
 remembers when the current streak of failures of one service began, so the budget
 (`--max-wait`) runs from the start of the outage, not from each request. Once a
 service has been failing longer than the budget, every caller gives up at once instead
-of each waiting a budget of its own; one success ends the streak.
+of each waiting a budget of its own. One success ends the streak and wakes the callers
+still waiting out a backoff, so a gather goes on as soon as the service is back.
 """
 
 from __future__ import annotations
@@ -75,26 +76,33 @@ class Outage:
         *,
         notify: Notify | None = None,
         clock: Clock = time.monotonic,
-        sleep: Sleep = time.sleep,
+        sleep: Sleep | None = None,
     ) -> None:
         self.service = service
         self.policy = policy
         self.notify: Notify = notify or (lambda _message: None)
         self._clock = clock
-        self._sleep = sleep
         self._lock = threading.Lock()
+        self._recovered = threading.Condition(self._lock)
+        self._recoveries = 0
+        self._sleep = sleep or self._sleep_until_recovered
+        self._pause = sleep or time.sleep  # a wait GitHub asked for is waited in full
         self._since: float | None = None
         self.retries = 0
         self.waited_s = 0.0
 
-    @property
-    def ongoing(self) -> bool:
-        with self._lock:
-            return self._since is not None
-
     def succeeded(self) -> None:
         with self._lock:
-            self._since = None
+            if self._since is not None:
+                self._since = None
+                self._recoveries += 1
+                # the service is back: requests waiting out their backoff try again now
+                self._recovered.notify_all()
+
+    def _sleep_until_recovered(self, seconds: float) -> None:
+        with self._lock:
+            seen = self._recoveries
+            self._recovered.wait_for(lambda: self._recoveries != seen, timeout=seconds)
 
     def failed(self, failures: int, what: str, why: str) -> None:
         """Wait before the next try of a request that failed `failures` times in a row;
@@ -123,4 +131,4 @@ class Outage:
         with self._lock:
             self.waited_s += seconds
             self.retries += int(retry)
-        self._sleep(seconds)
+        self._pause(seconds)

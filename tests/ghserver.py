@@ -998,11 +998,11 @@ class Faults:
         self, seconds: float, *, after_requests: int = 0, kind: str = "status", status: int = 503
     ) -> Fault:
         """Every request, API and log host alike, fails for `seconds` once the server
-        has seen `after_requests` requests: 503 answers, or dropped connections."""
+        has seen `after_requests` more requests: 503 answers, or dropped connections."""
         extra = {"status": status} if kind == "status" else {}
-        return self.add(
-            r".*", kind, count=None, duration=seconds, after_requests=after_requests, **extra
-        )
+        with self._lock:
+            start = self._seen + after_requests
+        return self.add(r".*", kind, count=None, duration=seconds, after_requests=start, **extra)
 
     def add(
         self,

@@ -59,13 +59,11 @@ def test_callers_share_the_outage_and_a_success_ends_it() -> None:
     gate.failed(1, "a", "HTTP 502")  # the outage starts at 0
     now[0] = 6.0
     gate.failed(1, "b", "HTTP 502")  # another caller, its first failure: 6s into it
-    assert gate.ongoing
     now[0] = 10.0
     # the outage is 10s old: every caller gives up at once, whatever its own count
     with pytest.raises(OutageStop):
         gate.failed(1, "c", "HTTP 502")
     gate.succeeded()
-    assert not gate.ongoing
     now[0] = 30.0
     gate.failed(1, "d", "HTTP 502")  # a new outage, a new budget
     assert gate.retries == 3
@@ -76,3 +74,21 @@ def test_bounded_keeps_the_timings() -> None:
     short = policy.bounded(30)
     assert (short.max_wait_s, short.base_s, short.cap_s, short.timeout_s) == (30, 0.5, 8, 5)
     assert policy.bounded(3600).max_wait_s == 900
+
+
+def test_a_success_wakes_the_callers_waiting_out_a_backoff() -> None:
+    import threading
+
+    gate = Outage("GitHub", RetryPolicy(max_wait_s=60.0, base_s=30.0, cap_s=30.0))
+    woke = threading.Event()
+
+    def waiter() -> None:
+        gate.failed(1, "GET /x", "HTTP 503")  # a backoff of 15 to 30 seconds
+        woke.set()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    assert not woke.wait(0.3)  # still backing off
+    gate.succeeded()  # another request got through: the service is back
+    assert woke.wait(5)
+    thread.join()

@@ -80,7 +80,7 @@ class Governor:
         *,
         concurrency: int = 4,
         notify: Notify | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.policy = policy
         self.notify: Notify = notify or (lambda _message: None)
