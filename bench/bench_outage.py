@@ -38,13 +38,11 @@ def build(server: FakeGitHub, runs: int) -> None:
         run = repo.add_run(created_at=start + timedelta(seconds=i * 300))
         for k in range(3):
             if k == 2:
-                log = (
-                    make_log(run.created_at, STEPS)
-                    + (
-                        f"2026-10-01T12:00:05.0000000Z FAILED tests/test_{i}.py::test_y - assert 0\n"
-                        "2026-10-01T12:00:05.0000000Z ##[error]Process completed with exit code 1.\n"
-                    ).encode()
+                tail = (
+                    f"2026-10-01T12:00:05Z FAILED tests/test_{i}.py::test_y - assert 0\n"
+                    "2026-10-01T12:00:05Z ##[error]Process completed with exit code 1.\n"
                 )
+                log = make_log(run.created_at, STEPS) + tail.encode()
                 run.add_job(f"job-{k}", conclusion="failure", steps=STEPS, log=log)
             else:
                 run.add_job(f"job-{k}", conclusion="success")
