@@ -29,3 +29,9 @@ class StoreError(MultivacError):
 
 class SinkError(MultivacError):
     """An output (file or InfluxDB) rejected or could not take the records."""
+
+
+class IngestError(MultivacError):
+    """A file to read back (CSV, annotated CSV, JSON, JSON Lines, line protocol) is invalid."""
+
+    exit_code = 2
