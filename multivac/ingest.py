@@ -18,10 +18,10 @@ The formats and how their records are told apart:
   arrays may also hold the nested objects of JSON Lines.
 - Annotated CSV: `#datatype` says what each column is; read as `influx write` reads it
   (csv2lp): `measurement`, `tag`, `dateTime`/`time` (the last such column is the time),
-  the field types `string`, `double`, `long`, `unsignedLong`, `boolean`, untyped columns
-  as line protocol values, `ignored`, `#group` true columns as tags, `#default` for empty
-  cells, empty cells as absent, and the `_measurement`/`_time`/`_field`/`_value` columns
-  of a Flux query result. `#constant`, `#timezone` and custom value formats are refused.
+  the field types `string`, `double`, `long`, `unsignedLong`, `boolean`, `duration` (as
+  integer nanoseconds), untyped columns as line protocol values, `ignored`, `#group` true
+  columns as tags, `#default` for empty cells, empty cells as absent, and the
+  `_measurement`/`_time`/`_field`/`_value` columns of a Flux query result. `#constant`, `#timezone` and custom value formats are refused.
 - Line protocol: https://docs.influxdata.com/influxdb/v2/reference/syntax/line-protocol/
   (escapes, `i`/`u` integers, booleans, quoted strings, `#` comments); every line must
   carry a nanosecond timestamp, as multivac writes it.
@@ -526,7 +526,7 @@ def _read_csv(stream: IO[str], place: _Place) -> Iterator[JobRecord]:
 
 # ---------------------------------------------------------------------------- annotated CSV
 
-_FIELD_TYPES = frozenset({"string", "double", "long", "unsignedLong", "boolean"})
+_FIELD_TYPES = frozenset({"string", "double", "long", "unsignedLong", "boolean", "duration"})
 _ANNOTATIONS = ("#group", "#datatype", "#default")
 _REFUSED = ("#constant", "#timezone", "#concat")
 
@@ -593,7 +593,7 @@ def _plan(columns: list[_Column]) -> _Plan:
         elif kind in _FIELD_TYPES or not kind:
             if not flux_fields:  # next to a _field column, other data columns are ignored
                 plan.fields.append(i)
-        elif kind in ("duration", "base64Binary"):
+        elif kind == "base64Binary":
             if not flux_fields:
                 raise _Bad(
                     f"the column {col.label!r} has datatype {kind}, which replay cannot read"
@@ -619,6 +619,8 @@ def _typed(col: _Column, text: str) -> FieldValue:
         return _int(text)
     if kind == "unsignedLong":
         return _int(text, unsigned=True)
+    if kind == "duration":
+        return _duration(text)
     if kind == "boolean":  # csv2lp: the first character decides
         if text[0] in "tTyY1":
             return True
@@ -626,6 +628,37 @@ def _typed(col: _Column, text: str) -> FieldValue:
             return False
         raise _Bad(f"{text!r} is not a boolean")
     return parse_field_value(text)  # untyped: a line protocol value, copied as-is
+
+
+_DURATION_UNITS = {
+    "ns": 1,
+    "us": 1_000,
+    "\u00b5s": 1_000,
+    "\u03bcs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+
+
+def _duration(text: str) -> int:
+    """Nanoseconds of a Go duration (`1ms`, `1h2m3.5s`): csv2lp writes it as an integer."""
+    sign = -1 if text.startswith("-") else 1
+    body = text.lstrip("+-")
+    if body == "0":
+        return 0
+    total = 0.0
+    end = 0
+    for match in _DURATION_PART.finditer(body):
+        if match.start() != end:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        end = match.end()
+    if not body or end != len(body):
+        raise _Bad(f"{text!r} is not a duration")
+    return sign * round(total)
 
 
 def _stamp(col: _Column, text: str) -> int:

@@ -44,6 +44,7 @@ SUMMARY_LIMIT = 1024 * 1024  # bytes per step, GitHub's cap
 MESSAGE_LIMIT = 35_000  # characters: Slack truncates message text past 40,000
 RETRY_STATUSES = frozenset({408, 429})
 USER_AGENT = "multivac-alerts"
+_BODY_LIMIT = 1 << 16  # bytes of an error answer read, to show a piece of it
 
 
 class NotifyError(MultivacError):
@@ -98,15 +99,17 @@ def _retry_after(value: str | None, now: Callable[[], float] = time.time) -> flo
 
 def _shown(body: bytes, url: str) -> str:
     """A short, single-line piece of the server's answer, with no part of the URL."""
-    text = clean(body.decode("utf-8", "replace"), 200)
+    text = body.decode("utf-8", "replace")
+    if len(body) >= _BODY_LIMIT:
+        text = text[: -len(url) - 1]  # the cut may have split a secret: drop what is near it
     parts = urlsplit(url)
-    for secret in (url, parts.path, parts.query):
+    secrets = [url, parts.path, parts.query, parts.username or "", parts.password or ""]
+    # token-like path segments too, in case the server echoes one alone
+    secrets += [segment for segment in parts.path.split("/") if len(segment) >= 6]
+    for secret in sorted(secrets, key=len, reverse=True):
         if len(secret) > 1:
             text = text.replace(secret, "…")
-    for segment in parts.path.split("/"):
-        if len(segment) >= 6:  # token-like path segments, in case they come back alone
-            text = text.replace(segment, "…")
-    return text
+    return clean(text, 200)  # cut only once nothing secret is left to cut in half
 
 
 def post_message(
@@ -153,7 +156,7 @@ def post_message(
                 response.read()
                 return Delivery(status=int(response.status), attempts=attempts)
         except urllib.error.HTTPError as exc:
-            detail = _shown(exc.read() if exc.fp is not None else b"", url)
+            detail = _shown(exc.read(_BODY_LIMIT) if exc.fp is not None else b"", url)
             answer = f"answered HTTP {exc.code}" + (f" ({detail})" if detail else "")
             if exc.code not in RETRY_STATUSES and exc.code < 500:
                 raise NotifyError(f"the alert webhook at {host} {answer}.") from None
