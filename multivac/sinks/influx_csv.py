@@ -161,6 +161,11 @@ class Table:
             self.labels[column[0]] = column[1]
         self.rows.append(row)
 
+    def layout(self) -> list[Column]:
+        """Tags first, then fields, each in order of first appearance (as the CSV sink)."""
+        tags = [column for column in self.columns if column[1] == "tag"]
+        return tags + [column for column in self.columns if column[1] != "tag"]
+
     def covers(self, other: Table) -> bool:
         """True when every column of `other` is already a column of this table."""
         return self.measurement == other.measurement and all(
@@ -186,7 +191,7 @@ def tables(rows: Iterable[Row]) -> list[Table]:
 
 def header_lines(table: Table) -> str:
     """The annotation rows and the header row of a table."""
-    columns = list(table.columns)
+    columns = table.layout()
     # the measurement is the one column whose value is the same on every row of a table:
     # the table's group key; tags vary between the series a table holds
     group = ["#group", "false", "true", *("false" for _ in columns)]
@@ -197,7 +202,7 @@ def header_lines(table: Table) -> str:
 
 
 def row_line(table: Table, row: Row) -> str:
-    cells = ["", row.time, row.measurement, *(row.values.get(c, "") for c in table.columns)]
+    cells = ["", row.time, row.measurement, *(row.values.get(c, "") for c in table.layout())]
     return csv_line(cells)
 
 
