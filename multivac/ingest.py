@@ -21,7 +21,8 @@ The formats and how their records are told apart:
   the field types `string`, `double`, `long`, `unsignedLong`, `boolean`, `duration` (as
   integer nanoseconds), untyped columns as line protocol values, `ignored`, `#group` true
   columns as tags, `#default` for empty cells, empty cells as absent, and the
-  `_measurement`/`_time`/`_field`/`_value` columns of a Flux query result. `#constant`, `#timezone` and custom value formats are refused.
+  `_measurement`/`_time`/`_field`/`_value` columns of a Flux query result. `#constant`,
+  `#timezone` and custom value formats are refused.
 - Line protocol: https://docs.influxdata.com/influxdb/v2/reference/syntax/line-protocol/
   (escapes, `i`/`u` integers, booleans, quoted strings, `#` comments); every line must
   carry a nanosecond timestamp, as multivac writes it.
@@ -356,8 +357,8 @@ def _nested(data: Mapping[str, Any], default_time_ns: int | None) -> JobRecord:
     measurement = data.get("measurement")
     if not isinstance(measurement, str):
         raise _Bad("the measurement is missing or not a string")
-    raw_tags = data.get("tags") or {}
-    raw_fields = data.get("fields") or {}
+    raw_tags = {} if data.get("tags") is None else data["tags"]
+    raw_fields = {} if data.get("fields") is None else data["fields"]
     if not isinstance(raw_tags, Mapping) or not isinstance(raw_fields, Mapping):
         raise _Bad("tags and fields must be objects")
     tags: dict[str, str] = {}
@@ -380,7 +381,15 @@ def _nested(data: Mapping[str, Any], default_time_ns: int | None) -> JobRecord:
 
 
 def _flat(data: Mapping[str, Any]) -> JobRecord:
-    schema = _schema_for(data)
+    try:
+        schema = _schema_for(data)
+    except _Bad:
+        keys = list(data)
+        shown = ", ".join(map(str, keys[:6])) + (", …" if len(keys) > 6 else "")
+        raise _Bad(
+            f"the keys ({shown}) are neither measurement, tags, fields and time "
+            "nor a flat row multivac writes"
+        ) from None
     measurement = data.get("measurement")
     if not isinstance(measurement, str):
         raise _Bad("the measurement is missing or not a string")
@@ -498,7 +507,7 @@ def _read_json_array(stream: IO[str], place: _Place) -> Iterator[JobRecord]:
 
 
 def _read_csv(stream: IO[str], place: _Place) -> Iterator[JobRecord]:
-    reader = csv.reader(stream)
+    reader = csv.reader(stream, strict=True)
     header = next(reader, None)
     place.line = reader.line_num
     if header is None:
@@ -646,7 +655,7 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m
 def _duration(text: str) -> int:
     """Nanoseconds of a Go duration (`1ms`, `1h2m3.5s`): csv2lp writes it as an integer."""
     sign = -1 if text.startswith("-") else 1
-    body = text.lstrip("+-")
+    body = text[1:] if text[:1] in "+-" else text
     if body == "0":
         return 0
     total = 0.0
@@ -736,7 +745,7 @@ def _read_influx_csv(stream: IO[str], place: _Place) -> Iterator[JobRecord]:
     if first.startswith("sep=") and len(first.rstrip("\r\n")) == 5:
         delimiter = first[4]  # csv2lp: a first line `sep=;` names the separator
         lines = stream
-    reader = csv.reader(lines, delimiter=delimiter)
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)  # as strict as Go's reader
     offset = 1 if lines is stream else 0
     table = _AnnotatedTable()
     for cells in reader:
