@@ -167,10 +167,10 @@ def post_message(
                     last += f" and asked to wait {wait:g} s, longer than the time left"
                     break
         except TimeoutError:
-            last = f"did not answer within {timeout:g} s"
+            last = f"did not answer within {timeout:.2g} s"
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, TimeoutError):
-                last = f"did not answer within {timeout:g} s"
+                last = f"did not answer within {timeout:.2g} s"
             else:
                 last = f"could not be reached ({_reason(exc.reason)})"
         except (OSError, http.client.HTTPException) as exc:
