@@ -558,3 +558,33 @@ def test_reading_stops_early_without_reading_the_whole_file(tmp_path: Path) -> N
     stream = read_records(path)
     assert next(stream) == JobRecord("m", 1, {}, {"v": 1.0})
     stream.close()  # no error: the bad line was never reached
+
+
+QUICK_CASES = [
+    # (line, True when the quick path must take it, False when it must leave it)
+    ('my\\ m\\,x,k\\ 1=v\\,\\=\\ x v\\=x=1,s="say \\"hi\\" \\\\o/" 1', True),
+    ("m\\=x v=1 1", True),
+    ("m v=1 1", True),
+    ('m,t=a"b v="",w="x, y=z",n=2i,b=true 3', True),
+    ("m=x,k=v f=1.5 -7", True),
+    ("m,k=C:\\dir\\file,j=a\\\\,l=x v=1 1", False),  # a literal backslash before `\,`
+    ("m v=1 1 ", False),
+    ("m v=1,,w=2 1", False),
+    ('m v="a"b 1', False),
+    ("m v=1=2 1", False),
+    ("m,t= v=1 1", False),
+    ("m v=1 1 2", False),
+]
+
+
+@pytest.mark.parametrize(("line", "quick"), QUICK_CASES)
+def test_the_quick_path_and_the_careful_parser_agree(line: str, quick: bool) -> None:
+    fast = ingest._parse_line_fast(line)
+    assert (fast is not None) is quick
+    if fast is not None:
+        assert fast == ingest._parse_line_careful(line)
+
+
+def test_every_gathered_line_takes_the_quick_path_to_the_same_record() -> None:
+    for record in job_records(False) + job_records(True):
+        assert ingest._parse_line_fast(to_line(record)) == record
