@@ -77,7 +77,15 @@ _RFC3339 = re.compile(
 
 
 def parse_time(text: str) -> int:
-    """Nanoseconds since the epoch of an RFC 3339 time (up to nine fraction digits)."""
+    """Nanoseconds since the epoch of an RFC 3339 time (up to nine fraction digits);
+    raises IngestError when it is not one."""
+    try:
+        return _parse_time(text)
+    except _Bad as exc:
+        raise IngestError(f"{exc}.") from None
+
+
+def _parse_time(text: str) -> int:
     match = _RFC3339.fullmatch(text.strip())
     if match is None:
         raise _Bad(f"{text!r} is not an RFC 3339 time")
@@ -383,7 +391,7 @@ def _time_value(value: object) -> int:
     if isinstance(value, int):
         return value
     if isinstance(value, str):
-        return parse_time(value)
+        return _parse_time(value)
     if isinstance(value, datetime):
         return to_ns(value)
     raise _Bad(f"the time {value!r} is neither nanoseconds nor an RFC 3339 string")
@@ -589,7 +597,7 @@ def _read_csv(stream: IO[str], place: _Place) -> Iterator[JobRecord]:
         stamp = cells[index["time"]]
         if not stamp:
             raise _Bad("the time is empty")
-        yield _record(cells[index["measurement"]], parse_time(stamp), tags, fields)
+        yield _record(cells[index["measurement"]], _parse_time(stamp), tags, fields)
 
 
 # ---------------------------------------------------------------------------- annotated CSV
@@ -731,12 +739,12 @@ def _duration(text: str) -> int:
 
 def _stamp(col: _Column, text: str) -> int:
     if col.format in ("RFC3339", "RFC3339Nano"):
-        return parse_time(text)
+        return _parse_time(text)
     if col.format == "number":
         return _int(text)
     if col.format:
         raise _Bad(f"the time format {col.format!r} is not supported by replay")
-    return _int(text) if _INT.fullmatch(text) else parse_time(text)
+    return _int(text) if _INT.fullmatch(text) else _parse_time(text)
 
 
 class _AnnotatedTable:

@@ -486,7 +486,7 @@ def test_rfc3339_times_read_to_the_nanosecond(text: str, ns: int) -> None:
     ],
 )
 def test_near_miss_times_are_refused(text: str) -> None:
-    with pytest.raises(ingest._Bad):
+    with pytest.raises(IngestError, match="time"):
         parse_time(text)
 
 
