@@ -41,3 +41,9 @@ class RateLimitStop(MultivacError):
 class LogPending(GitHubError):
     """A job's log could not be read for a transient reason within --max-wait: the job
     stays pending in the store and the next gather reads it again."""
+
+
+class IngestError(MultivacError):
+    """A file to read back (CSV, annotated CSV, JSON, JSON Lines, line protocol) is invalid."""
+
+    exit_code = 2

@@ -189,6 +189,19 @@ class JobRecord:
     def key(self) -> PointKey:
         return PointKey.of(self)
 
+    @classmethod
+    def from_point(
+        cls,
+        measurement: str,
+        time_ns: int,
+        tags: Mapping[str, str],
+        fields: Mapping[str, float | int | str],
+    ) -> JobRecord:
+        """A record read back from a file: its job is the `job_id` tag or field."""
+        found = tags.get("job_id", fields.get("job_id"))
+        job_id = int(found) if isinstance(found, int | str) and str(found).isdigit() else 0
+        return cls(measurement, time_ns, tags, fields, job_id)
+
     def row(self, lean: bool) -> dict[str, Any]:
         """Every schema column (absent ones as None), for the tabular formats."""
         out: dict[str, Any] = {

@@ -19,6 +19,8 @@ class Format(StrEnum):
     json = "json"
     influxdb = "influxdb"
     line_protocol = "line-protocol"
+    influx_csv = "influx-csv"
+    jsonl = "jsonl"
 
 
 def _open(output: Path | None, binary: bool, stack: ExitStack) -> IO[Any]:
@@ -58,6 +60,14 @@ def build_sink(
         from multivac.sinks.lineproto import LineProtocolSink
 
         return LineProtocolSink(cast(BinaryIO, _open(output, True, stack)))
+    if fmt is Format.influx_csv:
+        from multivac.sinks.influx_csv import InfluxCsvSink
+
+        return InfluxCsvSink(cast(TextIO, _open(output, False, stack)))
+    if fmt is Format.jsonl:
+        from multivac.sinks.jsonl import JsonLinesSink
+
+        return JsonLinesSink(cast(TextIO, _open(output, False, stack)))
     if fmt is Format.influxdb:
         from multivac.sinks.influx import InfluxSink
 
