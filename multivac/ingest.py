@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from multivac.errors import IngestError
-from multivac.model import _INT_LEAN_KEYS, JobRecord, columns, to_ns
+from multivac.model import _INT_LEAN_KEYS, JOB_SCHEMA, JobRecord, to_ns
 
 FieldValue = float | int | str | bool
 
@@ -355,7 +355,7 @@ def _int_when_digits(text: str) -> FieldValue:
 
 
 def _job_schema(lean: bool) -> Schema:
-    tags, fields = columns(lean)
+    tags, fields = JOB_SCHEMA.columns(lean)
     types: dict[str, Callable[[str], FieldValue]] = {
         "queued_s": _float,
         "in_progress_s": _float,

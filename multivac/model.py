@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, ClassVar
 
 # measurements that are not failure types of the catalog
 SUCCESS = "successful_jobs"
@@ -158,7 +158,7 @@ class PointKey:
         return cls(measurement, tuple(sorted(tags.items())), time_ns)
 
     @classmethod
-    def of(cls, record: JobRecord) -> PointKey:
+    def of(cls, record: Record) -> PointKey:
         return cls.identify(record.measurement, record.tags, record.time_ns)
 
     @property
@@ -176,18 +176,75 @@ class PointKey:
 
 
 @dataclass(frozen=True)
-class JobRecord:
-    """One job attempt, ready for any sink: measurement, tags, fields, time."""
+class Schema:
+    """The columns of one record type in the tabular formats (CSV, JSON): every format
+    writes the same keys. Line protocol, InfluxDB, annotated CSV and JSON Lines take
+    each record's own tags and fields and need no schema."""
+
+    kind: str
+    tags: tuple[str, ...]
+    fields: tuple[str, ...]
+    lean: tuple[str, ...] = ()  # tags that --lean-tags writes as fields
+
+    def columns(self, lean: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(tag keys, field keys) in column order."""
+        if not lean or not self.lean:
+            return self.tags, self.fields
+        return tuple(k for k in self.tags if k not in self.lean), self.lean + self.fields
+
+
+JOB_SCHEMA = Schema("job", TAG_KEYS, FIELD_KEYS, LEAN_KEYS)
+
+
+def table_columns(schemas: Sequence[Schema], lean: bool) -> list[str]:
+    """The header of a table holding records of these types: time, measurement, then
+    every tag, then every field, each once, in schema order."""
+    tags: dict[str, None] = {}
+    fields: dict[str, None] = {}
+    for schema in schemas:
+        schema_tags, schema_fields = schema.columns(lean)
+        tags.update(dict.fromkeys(schema_tags))
+        fields.update(dict.fromkeys(schema_fields))
+    fields = {k: None for k in fields if k not in tags}
+    return ["time", "measurement", *tags, *fields]
+
+
+@dataclass(frozen=True)
+class Record:
+    """A point, ready for any sink: measurement, tags, fields, time. Each record type
+    (jobs, and later tests, steps, runs, runner load) is a subclass with its schema."""
 
     measurement: str
     time_ns: int
     tags: Mapping[str, str]
     fields: Mapping[str, float | int | str]
-    job_id: int = 0  # the job it describes; keys the store, never written as such
+    job_id: int = 0  # the job it describes (0: none); keys the store, never written as such
+
+    SCHEMA: ClassVar[Schema]
 
     @property
     def key(self) -> PointKey:
         return PointKey.of(self)
+
+    def row(self, lean: bool) -> dict[str, Any]:
+        """Every column of its schema (absent ones as None), for the tabular formats."""
+        out: dict[str, Any] = {
+            "time": format_time_ns(self.time_ns),
+            "measurement": self.measurement,
+        }
+        tag_keys, field_keys = self.SCHEMA.columns(lean)
+        for key in tag_keys:
+            out[key] = self.tags.get(key)
+        for key in field_keys:
+            out[key] = self.fields.get(key)
+        return out
+
+
+@dataclass(frozen=True)
+class JobRecord(Record):
+    """One job attempt: measurement = its outcome or failure type."""
+
+    SCHEMA: ClassVar[Schema] = JOB_SCHEMA
 
     @classmethod
     def from_point(
@@ -201,27 +258,6 @@ class JobRecord:
         found = tags.get("job_id", fields.get("job_id"))
         job_id = int(found) if isinstance(found, int | str) and str(found).isdigit() else 0
         return cls(measurement, time_ns, tags, fields, job_id)
-
-    def row(self, lean: bool) -> dict[str, Any]:
-        """Every schema column (absent ones as None), for the tabular formats."""
-        out: dict[str, Any] = {
-            "time": format_time_ns(self.time_ns),
-            "measurement": self.measurement,
-        }
-        tag_keys, field_keys = columns(lean)
-        for key in tag_keys:
-            out[key] = self.tags.get(key)
-        for key in field_keys:
-            out[key] = self.fields.get(key)
-        return out
-
-
-def columns(lean: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(tag keys, field keys) in column order."""
-    if not lean:
-        return TAG_KEYS, FIELD_KEYS
-    tags = tuple(k for k in TAG_KEYS if k not in LEAN_KEYS)
-    return tags, LEAN_KEYS + FIELD_KEYS
 
 
 def format_time_ns(ns: int) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from multivac.model import JobRecord, PointKey
+from multivac.model import JobRecord, PointKey, Record
 
 if TYPE_CHECKING:
     from multivac.sinks.base import Sink
@@ -32,9 +32,14 @@ def _old_key(record: JobRecord, before: Emitted) -> PointKey:
     return PointKey.identify(before.measurement, tags, before.time_ns)
 
 
+def _job_records(records: Sequence[Record]) -> list[JobRecord]:
+    """The records that stand for a job: the store remembers one key per job."""
+    return [r for r in records if isinstance(r, JobRecord) and r.job_id]
+
+
 def superseded(records: Sequence[JobRecord], store: Store) -> list[PointKey]:
     """Points written earlier for these records' jobs under another key."""
-    before = store.emitted(r.job_id for r in records if r.job_id)
+    before = store.emitted(r.job_id for r in records)
     stale: list[PointKey] = []
     for record in records:
         old = before.get(record.job_id)
@@ -46,14 +51,15 @@ def superseded(records: Sequence[JobRecord], store: Store) -> list[PointKey]:
     return stale
 
 
-def publish(sink: Sink, records: Sequence[JobRecord], store: Store | None) -> None:
-    """Retract what these records supersede, write them, and remember their keys."""
+def publish(sink: Sink, records: Sequence[Record], store: Store | None) -> None:
+    """Retract what these records supersede, write them, and remember the jobs' keys."""
     if not records:
         return
-    if store is not None:
-        stale = superseded(records, store)
+    jobs = _job_records(records) if store is not None else []
+    if store is not None and jobs:
+        stale = superseded(jobs, store)
         if stale:
             sink.retract(stale)
     sink.write(records)
-    if store is not None:
-        store.note_emitted(r for r in records if r.job_id)
+    if store is not None and jobs:
+        store.note_emitted(jobs)

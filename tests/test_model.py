@@ -130,3 +130,16 @@ def test_no_raw_newline_reaches_line_protocol() -> None:
     line = to_line(record)
     assert "\n" not in line and "\r" not in line
     assert record.fields["queued_s"] == 5.0 and record.fields["in_progress_s"] == 60.0
+
+
+def test_a_table_of_several_record_types_has_each_column_once() -> None:
+    from multivac.model import JOB_SCHEMA, Schema, table_columns
+
+    steps = Schema("step", (*JOB_SCHEMA.tags, "step", "step_number"), ("duration_s", "rule"))
+    header = table_columns([JOB_SCHEMA, steps], lean=False)
+    assert header[:2] == ["time", "measurement"]
+    assert len(header) == len(set(header))
+    assert header.index("step") < header.index("queued_s")  # tags, then fields
+    assert header[-1] == "duration_s"
+    lean = table_columns([JOB_SCHEMA], lean=True)
+    assert "job_id" in lean and lean.index("job_id") > lean.index("runner_label")

@@ -19,7 +19,7 @@ from multivac.config import GatherPlan, InfluxSettings, in_shard
 from multivac.errors import MultivacError, SinkError
 from multivac.gather import Gatherer, GatherOptions, Summary
 from multivac.github import GitHubSource
-from multivac.model import JobRecord, PointKey
+from multivac.model import PointKey, Record
 from multivac.retry import RetryPolicy
 from multivac.sinks import build_sink
 from multivac.sinks.base import Sink
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 class NullSink:
     """Keeps nothing: for gathers that only fill the local store."""
 
-    def write(self, records: Iterable[JobRecord]) -> None:
+    def write(self, records: Iterable[Record]) -> None:
         for _record in records:
             pass
 

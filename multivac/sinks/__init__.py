@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from contextlib import ExitStack
 from enum import StrEnum
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import IO, Any, BinaryIO, TextIO, cast
 
 from multivac.config import InfluxSettings
 from multivac.errors import SinkError
+from multivac.model import JOB_SCHEMA, Schema
 from multivac.retry import Notify, RetryPolicy
 from multivac.sinks.base import Sink
 
@@ -46,12 +48,14 @@ def build_sink(
     create_bucket: bool = False,
     policy: RetryPolicy | None = None,
     notify: Notify | None = None,
+    schemas: Sequence[Schema] = (JOB_SCHEMA,),
 ) -> Sink:
-    """The sink for a format; files are closed by the given ExitStack."""
+    """The sink for a format; files are closed by the given ExitStack. `schemas` names
+    the record types the output will hold (CSV writes one header for all of them)."""
     if fmt is Format.csv:
         from multivac.sinks.csv_sink import CsvSink
 
-        return CsvSink(cast(TextIO, _open(output, False, stack)), lean=lean)
+        return CsvSink(cast(TextIO, _open(output, False, stack)), lean=lean, schemas=schemas)
     if fmt is Format.json:
         from multivac.sinks.json_sink import JsonSink
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from multivac.model import JobRecord, PointKey
+from multivac.model import PointKey, Record
 
 
 class Sink(Protocol):
     """Takes records in any number of batches; `close()` finishes the output."""
 
-    def write(self, records: Iterable[JobRecord]) -> None: ...
+    def write(self, records: Iterable[Record]) -> None: ...
 
     def retract(self, keys: Sequence[PointKey]) -> None:
         """Remove points written earlier that newer records supersede. Files are

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from multivac.config import InfluxSettings, redact
 from multivac.errors import SinkError
-from multivac.model import JobRecord, PointKey
+from multivac.model import PointKey, Record
 from multivac.retry import Notify, Outage, OutageStop, RetryPolicy
 from multivac.sinks.lineproto import to_line
 
@@ -298,7 +298,7 @@ class InfluxSink:
             f"InfluxDB at {self.settings.url} did not take the points ({where}): {exc.message}"
         )
 
-    def write(self, records: Iterable[JobRecord]) -> None:
+    def write(self, records: Iterable[Record]) -> None:
         """Buffer lines and send full chunks; close() sends the rest. A point lost from
         the buffer by a hard kill is sent again by the next gather of the window."""
         self._buffer.extend(line for line in (to_line(r) for r in records) if line)

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from multivac.errors import SinkError
-from multivac.model import JobRecord, clean, format_time_ns, tag_safe
+from multivac.model import Record, clean, format_time_ns, tag_safe
 from multivac.sinks.base import FileSink
 
 TIME_LABEL = "time"
@@ -106,7 +106,7 @@ class Row:
     values: dict[Column, str]
 
 
-def to_row(record: JobRecord) -> Row | None:
+def to_row(record: Record) -> Row | None:
     """The record as cells, or None when no field is left to write (as line protocol)."""
     measurement = _nfc(tag_safe(record.measurement).lstrip("#").strip()) or "unknown_failure"
     values: dict[Column, str] = {}
@@ -215,7 +215,7 @@ class InfluxCsvSink(FileSink):
         self._last: Table | None = None
         self.skipped = 0  # records left out: no field left to write
 
-    def write(self, records: Iterable[JobRecord]) -> None:
+    def write(self, records: Iterable[Record]) -> None:
         rows: list[Row] = []
         for record in records:
             row = to_row(record)

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from typing import TextIO
 
-from multivac.model import JobRecord
+from multivac.model import Record
 from multivac.sinks.base import FileSink
 
 
@@ -17,7 +17,7 @@ class JsonSink(FileSink):
         self._count = 0
         self._stream.write("[")
 
-    def write(self, records: Iterable[JobRecord]) -> None:
+    def write(self, records: Iterable[Record]) -> None:
         for record in records:
             self._stream.write(",\n  " if self._count else "\n  ")
             self._stream.write(json.dumps(record.row(self._lean), ensure_ascii=False))

@@ -17,11 +17,11 @@ import math
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-from multivac.model import JobRecord, format_time_ns
+from multivac.model import Record, format_time_ns
 from multivac.sinks.base import FileSink
 
 
-def to_object(record: JobRecord) -> dict[str, Any]:
+def to_object(record: Record) -> dict[str, Any]:
     fields = {
         key: value
         for key, value in record.fields.items()
@@ -40,7 +40,7 @@ def to_object(record: JobRecord) -> dict[str, Any]:
 _LINE_BREAKS = str.maketrans({"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
-def to_line(record: JobRecord) -> str:
+def to_line(record: Record) -> str:
     text = json.dumps(to_object(record), ensure_ascii=False, allow_nan=False)
     return text.translate(_LINE_BREAKS) + "\n"
 
@@ -51,7 +51,7 @@ class JsonLinesSink(FileSink):
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
 
-    def write(self, records: Iterable[JobRecord]) -> None:
+    def write(self, records: Iterable[Record]) -> None:
         self._stream.write("".join(to_line(record) for record in records))
         self._stream.flush()
 

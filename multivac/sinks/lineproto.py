@@ -17,7 +17,7 @@ from typing import BinaryIO
 from influxdb_client.client.write.point import Point
 from influxdb_client.domain.write_precision import WritePrecision
 
-from multivac.model import JobRecord, clean, tag_safe
+from multivac.model import Record, clean, tag_safe
 from multivac.sinks.base import FileSink
 
 
@@ -25,7 +25,7 @@ def _name(text: str) -> str:
     return tag_safe(text)
 
 
-def to_point(record: JobRecord) -> Point:
+def to_point(record: Record) -> Point:
     point = Point(_name(record.measurement).lstrip("#").strip() or "unknown_failure")
     for key, value in sorted(record.tags.items()):
         value = _name(value)
@@ -39,7 +39,7 @@ def to_point(record: JobRecord) -> Point:
     return point
 
 
-def to_line(record: JobRecord) -> str:
+def to_line(record: Record) -> str:
     line: str = to_point(record).to_line_protocol()
     return line
 
@@ -48,7 +48,7 @@ class LineProtocolSink(FileSink):
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
 
-    def write(self, records: Iterable[JobRecord]) -> None:
+    def write(self, records: Iterable[Record]) -> None:
         for record in records:
             line = to_line(record)
             if line:
