@@ -58,6 +58,7 @@ def cjob(
         conclusion="success" if started else "cancelled",
         failure_type="successful_jobs" if started else "cancelled",
         labels=labels,
+        label=",".join(labels),
         runner_group=group,
         created_s=created_s,
         started_s=started_s,
@@ -343,6 +344,6 @@ def test_capacity_jobs_selects_jobs_active_in_the_window(tmp_path: Path) -> None
         store.save_run(run, jobs, {})
         since, until = base + 2 * hour, base + 9 * hour
         found = capacity_jobs(store, ["octo/repo"], since, until)
-    assert [job.job_id for job in found] == [1]
+    assert [job.started_s for job in found] == [(base + 8 * hour).timestamp()]  # job 1 only
     summary = capacity(found, since=since, until=until).labels[0]
     assert (summary.max_queued, summary.minutes_with_queue, summary.max_running) == (1, 360, 1)

@@ -16,11 +16,13 @@ from multivac.minutes.capacity import (
     Capacity,
     CapacityBy,
     CapacityReport,
+    MinuteLoad,
     RunnerLoad,
     capacity,
+    minute_load,
     runner_load,
 )
-from multivac.minutes.jobs import UsageJob, from_model
+from multivac.minutes.jobs import JobTimes, Timed, UsageJob, from_model
 from multivac.minutes.query import capacity_jobs, usage_jobs
 from multivac.minutes.usage import (
     GroupBy,
@@ -38,11 +40,14 @@ __all__ = [
     "CapacityBy",
     "CapacityReport",
     "GroupBy",
+    "JobTimes",
+    "MinuteLoad",
     "Period",
     "PriceTable",
     "Runner",
     "RunnerKind",
     "RunnerLoad",
+    "Timed",
     "UsageFormat",
     "UsageJob",
     "UsageReport",
@@ -51,6 +56,7 @@ __all__ = [
     "capacity_jobs",
     "from_model",
     "load_price_table",
+    "minute_load",
     "period_start",
     "runner_load",
     "usage",
