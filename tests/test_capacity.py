@@ -7,10 +7,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from multivac.minutes import (
     Capacity,
     CapacityBy,
+    JobTimes,
     UsageJob,
     capacity,
     capacity_jobs,
@@ -347,3 +350,66 @@ def test_capacity_jobs_selects_jobs_active_in_the_window(tmp_path: Path) -> None
     assert [job.started_s for job in found] == [(base + 8 * hour).timestamp()]  # job 1 only
     summary = capacity(found, since=since, until=until).labels[0]
     assert (summary.max_queued, summary.minutes_with_queue, summary.max_running) == (1, 360, 1)
+
+
+# ---------------------------------------------------------------------------- brute force
+
+# A job on a small clock: (created, started, completed) offsets in seconds, each may
+# be missing; the label is one of two.
+_times = st.one_of(st.none(), st.integers(min_value=0, max_value=400))
+_jobs = st.lists(st.tuples(_times, _times, _times, st.sampled_from(["a", "b"])), max_size=12)
+_BASE = 1_790_000_040  # a minute boundary
+
+
+def _brute_force(
+    spec: list[tuple[int | None, int | None, int | None, str]],
+) -> dict[str, dict[int, tuple[int, int]]]:
+    """Per label and minute, the max over every second of jobs waiting and running."""
+    seconds: dict[str, dict[int, list[int]]] = {}
+    for created, started, completed, label in spec:
+        table = seconds.setdefault(label, {})
+        spans: list[tuple[int, int, int]] = []  # (from, to, 0 queued | 1 running)
+        if started is None:
+            if created is not None and completed is not None:
+                spans.append((created, completed, 0))
+        else:
+            if created is not None and started > created:
+                spans.append((created, started, 0))
+            if completed is not None:
+                spans.append((started, max(completed, started + 1), 1))
+        for begin, end, column in spans:
+            for second in range(begin, end):
+                table.setdefault(second, [0, 0])[column] += 1
+    out: dict[str, dict[int, tuple[int, int]]] = {}
+    for label, table in seconds.items():
+        minutes = out.setdefault(label, {})
+        for second, (queued, running) in table.items():
+            if queued or running:
+                m = (_BASE + second) // 60 * 60
+                old = minutes.get(m, (0, 0))
+                minutes[m] = (max(old[0], queued), max(old[1], running))
+    return {label: minutes for label, minutes in out.items() if minutes}
+
+
+@settings(max_examples=300, deadline=None)
+@given(_jobs)
+def test_per_minute_load_matches_a_second_by_second_count(
+    spec: list[tuple[int | None, int | None, int | None, str]],
+) -> None:
+    def at(offset: int | None) -> float | None:
+        return None if offset is None else float(_BASE + offset)
+
+    jobs = [
+        JobTimes(label, "", at(created), at(started), at(completed))
+        for created, started, completed, label in spec
+    ]
+    found: dict[str, dict[int, tuple[int, int]]] = {}
+    for row in runner_load(jobs):
+        found.setdefault(row.label, {})[row.minute] = (row.queued, row.running)
+    assert found == _brute_force(spec)
+    report = capacity(jobs)
+    for row in report.labels:
+        minutes = found.get(row.label, {})
+        assert row.max_running == max((r for _q, r in minutes.values()), default=0)
+        assert row.max_queued == max((q for q, _r in minutes.values()), default=0)
+        assert row.minutes_with_queue == sum(1 for q, _r in minutes.values() if q)

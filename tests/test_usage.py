@@ -5,11 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from multivac.errors import ConfigError
 from multivac.minutes import (
@@ -138,6 +141,16 @@ def test_price_table_says_where_its_figures_come_from() -> None:
         assert entry["source"].startswith("https://docs.github.com/"), sku
     assert PRICES.rates["self_hosted"] == 0.0
     assert PRICES.multipliers == {"linux": 1, "windows": 2, "macos": 10}
+
+
+def test_the_usage_page_lists_every_packaged_price() -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "usage.md").read_text("utf-8")
+    listed = {
+        match.group(1): float(match.group(2))
+        for match in re.finditer(r"^\| `(\w+)` \| [^|]+ \| ([0-9.]+) \|$", page, re.MULTILINE)
+    }
+    assert listed == dict(PRICES.rates)
+    assert PRICES.taken in page and PRICES.source in page
 
 
 # ---------------------------------------------------------------------------- minutes
@@ -613,3 +626,51 @@ def test_usage_from_the_store_end_to_end(tmp_path: Path) -> None:
         ("2026-10-01", "test_failure", 3),
         ("2026-10-02", "test_failure", 3),
     ]
+
+
+# ---------------------------------------------------------------------------- invariants
+
+_LABELS = [("ubuntu-latest",), ("windows-2022",), ("macos-15",), ("self-hosted", "x"), ("odd",)]
+_usage_jobs = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=90 * 86_400),  # created, seconds into the quarter
+        st.one_of(st.none(), st.integers(min_value=0, max_value=4 * 3600)),  # run time
+        st.sampled_from(_LABELS),
+        st.sampled_from(["CI", "Nightly"]),
+        st.sampled_from(["octo/a", "octo/b"]),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_usage_jobs, st.sampled_from(list(Period)))
+def test_every_grouping_adds_up_to_the_sum_of_the_jobs_bills(
+    spec: list[tuple[int, int | None, tuple[str, ...], str, str]], period: Period
+) -> None:
+    jobs = []
+    for index, (offset, run_s, labels, workflow, repository) in enumerate(spec):
+        created = datetime(2026, 10, 1, tzinfo=UTC) + timedelta(seconds=offset)
+        jobs.append(
+            ujob(
+                index,
+                created=created.isoformat()[:19],
+                run_s=run_s,
+                labels=labels,
+                workflow=workflow,
+                repository=repository,
+            )
+        )
+    bills = [PRICES.bill(job.labels, job.runner_group, job.in_progress_s) for job in jobs]
+    for by in (GroupBy.LABEL, GroupBy.WORKFLOW, GroupBy.REPOSITORY, GroupBy.JOB):
+        rows = usage(jobs, PRICES, by=by, period=period).rows
+        assert sum(row.jobs for row in rows) == len(jobs)
+        assert sum(row.billable_minutes for row in rows) == sum(b.billable_min for b in bills)
+        assert sum(row.runner_minutes for row in rows) == pytest.approx(
+            sum(b.runner_min for b in bills), abs=1e-4
+        )
+        assert sum(row.cost_usd for row in rows) == pytest.approx(
+            sum(b.cost_usd for b in bills), abs=1e-4
+        )
+        for row in rows:
+            assert period_start(ts(row.period), period) == row.period
