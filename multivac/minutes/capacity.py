@@ -134,6 +134,7 @@ def _per_minute(events: list[int], low: int | None, high: int | None) -> dict[in
                 end = moment if high is None or moment < high else high
                 if end > start:
                     first, last = start // 60, (end - 1) // 60
+                    # a first minute is never an earlier span's inner one: a list
                     cell = minutes.get(first)
                     if cell is None:
                         minutes[first] = [queued, running]

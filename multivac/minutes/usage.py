@@ -16,7 +16,7 @@ import csv
 import io
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -63,7 +63,7 @@ class UsageRow:
 class UsageReport:
     rows: tuple[UsageRow, ...]
     #: runs-on label sets matching no known runner (counted as self-hosted) → jobs
-    unknown_labels: dict[str, int]
+    unknown_labels: Mapping[str, int]
     #: price table provenance, for a footnote: (taken, source)
     prices: tuple[str, str]
 
