@@ -151,13 +151,19 @@ def build(state: Path, jobs: int, seed: int = 11) -> float:
     return time.perf_counter() - began
 
 
-def best(repeat: int, action: Callable[[], object]) -> float:
-    times = []
+def best(repeat: int, action: Callable[[], object]) -> tuple[float, float]:
+    """The best wall time and the best CPU time of `repeat` runs.
+
+    The CPU time of this process is what other work on a shared machine disturbs
+    least; the budget applies to the wall time.
+    """
+    walls, cpus = [], []
     for _ in range(repeat):
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         action()
-        times.append(time.perf_counter() - began)
-    return min(times)
+        walls.append(time.perf_counter() - began)
+        cpus.append(time.process_time() - began_cpu)
+    return min(walls), min(cpus)
 
 
 def main() -> int:
@@ -217,12 +223,15 @@ def main() -> int:
             shutil.rmtree(state, ignore_errors=True)
 
     print(f"jobs in the store: {count:,}; runner_load rows: {rows:,}; best of {args.repeat}")
-    counted, scanned = results[0][1], results[1][1]
-    print(f"{'measure':<40}{'seconds':>9}{'÷ count(*)':>13}{'÷ read all':>12}")
-    for name, seconds in results:
-        print(f"{name:<40}{seconds:>9.3f}{seconds / counted:>12.0f}×{seconds / scanned:>11.1f}×")
+    counted, scanned = results[0][1][0], results[1][1][0]
+    print(f"{'measure':<40}{'wall ms':>10}{'cpu ms':>10}{'÷ count(*)':>13}{'÷ read all':>12}")
+    for name, (seconds, cpu) in results:
+        print(
+            f"{name:<40}{seconds * 1000:>10.3f}{cpu * 1000:>10.1f}"
+            f"{seconds / counted:>12.0f}×{seconds / scanned:>11.2f}×"
+        )
     budget = 2.0
-    slowest = max(seconds for _name, seconds in results[2:])
+    slowest = max(seconds for _name, (seconds, _cpu) in results[2:])
     verdict = "within" if slowest < budget else "OVER"
     print(f"slowest report {slowest:.2f} s: {verdict} the {budget:.0f} s budget")
     return 0 if verdict == "within" else 1

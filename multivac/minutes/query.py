@@ -51,8 +51,7 @@ FROM jobs j
 WHERE {_RECORDED}
 """
 
-# A job's record time; a run's jobs are all created after the run, so `r.created_at
-# <= until` lets the runs index narrow a window's end before the jobs' own times.
+# A job's record time, as build_record takes it
 _AT = "COALESCE(j.created_at, j.started_at, r.created_at)"
 
 
@@ -86,8 +85,8 @@ def _filters(
         where.append(f"{since_clause} >= ?")
         params.append(_ts(since))
     if until is not None:
-        where += ["r.created_at <= ?", f"{_AT} <= ?"]
-        params += [_ts(until), _ts(until)]
+        where.append(f"{_AT} <= ?")
+        params.append(_ts(until))
     return where, params
 
 
