@@ -112,6 +112,8 @@ class Job:
     workflow: str = ""
     branch: str = ""
     commit_sha: str = ""
+    #: the jobs API's runner_group_name ("GitHub Actions" for standard hosted runners)
+    runner_group: str = ""
 
     @property
     def failed_step(self) -> Step | None:
