@@ -93,6 +93,7 @@ class _Window:
 class _Held:
     result: TestResult
     parser: TestParser
+    line: str
 
 
 @dataclass
@@ -312,7 +313,7 @@ class TestCollector:
         if len(self._held) >= MAX_PENDING:
             _oldest, stale = self._held.popitem(last=False)
             self._emit(stale.result, stale.parser)
-        self._held[slot] = _Held(result, parser)
+        self._held[slot] = _Held(result, parser, line)
 
     def _release(self, parser: TestParser, fields: dict[str, str], line: str, number: int) -> None:
         assert parser.release is not None
@@ -331,7 +332,8 @@ class TestCollector:
         base = held.result
         message = own.message if own is not None and own.message else ""
         if not message and status in NON_PASSING:
-            message = clip_message(fields.get("message") or line)
+            # the status line alone ("[ fail ]", "null]") says little: keep the held line too
+            message = clip_message(fields.get("message") or f"{held.line} {line}")
         duration = parse_duration(fields.get("duration"), parser.duration_unit)
         self._emit(
             replace(
