@@ -351,9 +351,7 @@ class TestCollector:
         key = result.key
         old = self._results.get(key)
         if old is not None:
-            self._results[key] = merge_results(
-                old, result, repeat=parser.repeat, explicit=explicit
-            )
+            self._results[key] = merge_results(old, result, repeat=parser.repeat, explicit=explicit)
             if not parser.fallback:
                 self._fallback.discard(key)
             return

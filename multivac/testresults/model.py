@@ -100,9 +100,9 @@ def merge_results(
     if repeat and status == FLAKY and FLAKY not in (old.status, new.status):
         status = old.status
     message = old.message
-    if new.message and new.status in (FAILED, HUNG, FLAKY):
-        if not message or explicit or (old.status == PASSED and status != PASSED):
-            message = new.message
+    takes_new = not message or explicit or (old.status == PASSED and status != PASSED)
+    if new.message and new.status in (FAILED, HUNG, FLAKY) and takes_new:
+        message = new.message
     return replace(
         old,
         status=status,

@@ -437,8 +437,8 @@ def _parser_from(entry: dict[str, Any], origin: str) -> tuple[TestParser | None,
     wait = entry.get("await")
     hold = entry.get("hold")
     release = entry.get("release")
-    for key, value in (("await", wait), ("hold", hold), ("release", release)):
-        if value is not None and not isinstance(value, str):
+    for key, given in (("await", wait), ("hold", hold), ("release", release)):
+        if given is not None and not isinstance(given, str):
             why.append(f"'{key}' must be text")
     if hold is not None and release is not None:
         why.append("'hold' and 'release' exclude each other")
@@ -572,7 +572,9 @@ def _read_source(source: str) -> tuple[str, str]:
     if re.fullmatch(r"[a-z0-9_-]+", source) and source in packs:
         return folder.joinpath(f"{source}.yaml").read_text("utf-8"), f"pack {source}"
     names = ", ".join(p for p in packs if p != "generic")
-    raise TestParseError(f"--rules {source!r} is neither a rules file nor a shipped pack ({names}).")
+    raise TestParseError(
+        f"--rules {source!r} is neither a rules file nor a shipped pack ({names})."
+    )
 
 
 def _merge(texts: Iterable[tuple[str, str]]) -> ParserSet:
@@ -607,7 +609,9 @@ def load_parsers(sources: Sequence[str] = (), *, builtin: bool = True) -> Parser
 
 
 def evaluate_line(
-    parser: TestParser, line: str, context: Mapping[str, str] = ()  # type: ignore[assignment]
+    parser: TestParser,
+    line: str,
+    context: Mapping[str, str] = (),  # type: ignore[assignment]
 ) -> dict[str, str | None] | None:
     """What one line alone gives under one parser (blocks, holds and awaits aside):
     None when no pattern matches or an `exclude` does; else its fields, with the
