@@ -34,6 +34,8 @@ from multivac.testresults.parsers import (
     ParserSet,
     TestParser,
     builtin_parsers,
+    loosen,
+    prefilter_patterns,
     normalize_configuration,
     parse_duration,
     render,
@@ -52,8 +54,6 @@ __all__ = [
 DEFAULT_CAP = 10_000  # distinct results kept per job
 MAX_PENDING = 10_000  # held or awaiting results per job
 NEVER_REPORTED = "started but never reported a result"
-# a GitHub timestamp before a line, so that `^` in a pattern still means the line's text
-_TIMESTAMP = r"(?:\xef\xbb\xbf)?(?:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ?)?"
 
 
 class LineListener(Protocol):
@@ -135,15 +135,20 @@ class TestCollector:
                     add(pattern, _ROLE_ALSO, number)
                 for pattern in parser.block.end:
                     add(pattern, _ROLE_END, number)
-        self._patterns = tuple(index)
+        self._exact = tuple(index)
         self._set: Any = None
-        if self._patterns:
+        if self._exact:
             options = re2.Options()
             options.log_errors = False
             self._set = re2.Set.SearchSet(options)
-            for pattern in self._patterns:
+            for pattern in self._exact:
                 self._set.Add(pattern)
             self._set.Compile()
+        self._patterns = tuple(
+            dict.fromkeys(
+                p for parser in self.parser_set.parsers for p in prefilter_patterns(parser)
+            )
+        )
         self._windows: dict[tuple[str, ...], _Window] = {}
         self._context: dict[str, dict[str, str]] = {}
         self._held: OrderedDict[tuple[str, str], _Held] = OrderedDict()
@@ -159,7 +164,10 @@ class TestCollector:
 
     @property
     def patterns(self) -> Sequence[str]:
-        """RE2 patterns searched in cleaned lines; a line matching none is never needed."""
+        """RE2 patterns searched in cleaned lines; a line matching none is never needed.
+        They are loose supersets of the parsers' patterns, without anchors or captures
+        and led by literal text where a parser's `prefilter` gives it, so that they can
+        join the classification prefilter cheaply; `feed` checks each line exactly."""
         return self._patterns
 
     def feed(self, line: str, line_number: int) -> None:
@@ -232,12 +240,13 @@ class TestCollector:
 
     def _apply(self, parser: TestParser, line: str, line_number: int) -> None:
         regex = self.parser_set.regex
+        trusted = parser.trusted
         for pattern in parser.exclude:
-            if regex(pattern).search(line):
+            if regex(pattern, trusted).search(line):
                 return
         found = None
         for pattern in parser.patterns:
-            found = regex(pattern).search(line)
+            found = regex(pattern, trusted).search(line)
             if found is not None:
                 break
         if found is None:
@@ -380,18 +389,15 @@ class TestCollector:
 
 
 def _prefilter(patterns: Iterable[str]) -> Any:
-    """One RE2 expression over raw blocks (timestamps still on, one line per `\\n`)
-    that finds every line any listener pattern matches."""
-    parts = []
-    for pattern in patterns:
-        if pattern.startswith("^"):
-            pattern = f"^{_TIMESTAMP}(?:{pattern[1:]})"
-        parts.append(f"(?:{pattern})")
+    """One RE2 expression over raw blocks (timestamps still on) that finds every line
+    any listener pattern may match: the patterns without anchors, as classification
+    builds its own prefilter."""
+    parts = [f"(?:{loosen(pattern)})" for pattern in patterns]
     options = re2.Options()
     options.log_errors = False
     options.never_nl = True
     options.max_mem = 256 << 20
-    return re2.compile(("(?m)" + "|".join(parts)).encode("utf-8"), options)
+    return re2.compile("|".join(parts).encode("utf-8"), options)
 
 
 def scan_lines(chunks: Iterable[bytes], listeners: Sequence[LineListener]) -> int:
