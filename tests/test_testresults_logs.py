@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from multivac.testresults import (
+    ParserSet,
     TestCollector,
     TestResult,
     builtin_parsers,
@@ -333,12 +335,12 @@ NAMED_FAILED_BUT_PASSED = {
 
 
 @pytest.fixture(scope="module")
-def parsers():  # type: ignore[no-untyped-def]
+def parsers() -> ParserSet:
     return builtin_parsers()
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_fixture_gives_the_results_its_format_implies(name: str, parsers) -> None:  # type: ignore[no-untyped-def]
+def test_fixture_gives_the_results_its_format_implies(name: str, parsers: ParserSet) -> None:
     results = parse_log_file(FIXTURES / name, parsers)
     not_passed = [(r.status, r.test) for r in results if r.status != "passed"]
     want, passed = EXPECTED[name]
@@ -348,7 +350,7 @@ def test_fixture_gives_the_results_its_format_implies(name: str, parsers) -> Non
 
 
 @pytest.mark.parametrize("name", sorted(NAMED_FAILED_BUT_PASSED))
-def test_a_test_named_failed_that_passed_counts_as_passed(name: str, parsers) -> None:  # type: ignore[no-untyped-def]
+def test_a_test_named_failed_that_passed_counts_as_passed(name: str, parsers: ParserSet) -> None:
     by_id = {r.test: r for r in parse_log_file(FIXTURES / name, parsers)}
     assert by_id[NAMED_FAILED_BUT_PASSED[name]].status == "passed"
 
@@ -373,7 +375,7 @@ def test_a_test_named_failed_that_passed_counts_as_passed(name: str, parsers) ->
         "  1) Failure: is quoted here",
     ],
 )
-def test_a_line_quoting_a_failure_marker_is_no_result(line: str, parsers) -> None:  # type: ignore[no-untyped-def]
+def test_a_line_quoting_a_failure_marker_is_no_result(line: str, parsers: ParserSet) -> None:
     collector = TestCollector(parsers)
     collector.feed(line, 1)
     assert collector.results() == []
@@ -381,14 +383,16 @@ def test_a_line_quoting_a_failure_marker_is_no_result(line: str, parsers) -> Non
 
 def _github_log(text: str) -> bytes:
     """The fixture as GitHub serves it: BOM, a timestamp per line, CRLF."""
-    lines = [f"2026-10-01T12:00:{i % 60:02d}.1234567Z {line}" for i, line in enumerate(text.split("\n"))]
+    lines = [
+        f"2026-10-01T12:00:{i % 60:02d}.1234567Z {line}" for i, line in enumerate(text.split("\n"))
+    ]
     return b"\xef\xbb\xbf" + "\r\n".join(lines).encode("utf-8")
 
 
 @pytest.mark.parametrize(
     "name", ["pytest/pytest-verbose.log", "go/go-verbose.log", "vitest/vitest-verbose.log"]
 )
-def test_timestamps_crlf_and_bom_change_nothing(name: str, parsers) -> None:  # type: ignore[no-untyped-def]
+def test_timestamps_crlf_and_bom_change_nothing(name: str, parsers: ParserSet) -> None:
     plain = parse_log_file(FIXTURES / name, parsers)
     raw = _github_log((FIXTURES / name).read_text(encoding="utf-8"))
     served = parse_log_chunks([raw[i : i + 777] for i in range(0, len(raw), 777)], parsers)
@@ -396,7 +400,9 @@ def test_timestamps_crlf_and_bom_change_nothing(name: str, parsers) -> None:  # 
 
 
 @pytest.mark.parametrize("name", ["pytest/pytest-xdist.log", "nextest/nextest.log"])
-def test_feeding_every_line_equals_feeding_the_prefiltered_ones(name: str, parsers) -> None:  # type: ignore[no-untyped-def]
+def test_feeding_every_line_equals_feeding_the_prefiltered_ones(
+    name: str, parsers: ParserSet
+) -> None:
     """The scan may pass any superset of the lines the patterns match."""
     every = TestCollector(parsers)
     for number, line in enumerate((FIXTURES / name).read_text().splitlines(), 1):
@@ -404,7 +410,7 @@ def test_feeding_every_line_equals_feeding_the_prefiltered_ones(name: str, parse
     assert every.results() == parse_log_file(FIXTURES / name, parsers)
 
 
-def test_collector_patterns_are_re2_and_few(parsers) -> None:  # type: ignore[no-untyped-def]
+def test_collector_patterns_are_re2_and_few(parsers: ParserSet) -> None:
     import re2
 
     collector = TestCollector(parsers)
@@ -413,7 +419,7 @@ def test_collector_patterns_are_re2_and_few(parsers) -> None:  # type: ignore[no
         re2.compile(pattern)
 
 
-def test_results_carry_line_suite_duration_and_message(parsers) -> None:  # type: ignore[no-untyped-def]
+def test_results_carry_line_suite_duration_and_message(parsers: ParserSet) -> None:
     results = {r.test: r for r in parse_log_file(FIXTURES / "pytest/pytest-default.log", parsers)}
     logout = results[P + "test_logout"]
     assert logout == TestResult(
@@ -431,7 +437,7 @@ def test_results_carry_line_suite_duration_and_message(parsers) -> None:  # type
     assert go["example.com/shop/slow.TestSlow"].suite == "example.com/shop/slow"
 
 
-def test_message_is_one_line_of_at_most_500_characters(parsers) -> None:  # type: ignore[no-untyped-def]
+def test_message_is_one_line_of_at_most_500_characters(parsers: ParserSet) -> None:
     collector = TestCollector(parsers)
     collector.feed("FAILED tests/a.py::test_x - " + "boom " * 400, 1)
     (result,) = collector.results()
@@ -456,7 +462,7 @@ def test_merge_status(old: str, new: str, merged: str) -> None:
     assert merge_status(old, new) == merged
 
 
-def test_a_test_that_fails_then_passes_in_one_log_is_flaky(parsers) -> None:  # type: ignore[no-untyped-def]
+def test_a_test_that_fails_then_passes_in_one_log_is_flaky(parsers: ParserSet) -> None:
     collector = TestCollector(parsers)
     collector.feed("--- FAIL: TestRetry (0.01s)", 1)
     collector.feed("FAIL\texample.com/a\t0.1s", 2)
@@ -467,18 +473,18 @@ def test_a_test_that_fails_then_passes_in_one_log_is_flaky(parsers) -> None:  # 
     assert result.message == "--- FAIL: TestRetry (0.01s)"
 
 
-def test_a_summary_repeating_results_never_makes_a_test_flaky(parsers) -> None:  # type: ignore[no-untyped-def]
+def test_a_summary_repeating_results_never_makes_a_test_flaky(parsers: ParserSet) -> None:
     """pytest -rA lists a test with a teardown error under PASSED and under ERROR."""
     results = {r.test: r for r in parse_log_file(FIXTURES / "pytest/pytest-verbose.log", parsers)}
     assert results[P + "test_teardown_error"].status == "failed"
     assert results[P + "test_teardown_error"].message == "RuntimeError: connection leaked"
 
 
-def test_a_huge_log_keeps_memory_bounded_and_counts_the_rest(parsers) -> None:  # type: ignore[no-untyped-def]
+def test_a_huge_log_keeps_memory_bounded_and_counts_the_rest(parsers: ParserSet) -> None:
     """300,000 passing lines and 30 failures with a cap of 1,000 (bench_testresults.py
     measures a million lines and the collector's memory)."""
 
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks() -> Iterator[bytes]:
         for block in range(30):
             lines = [f"tests/t.py::test_{block}_{i} PASSED [ 50%]" for i in range(10_000)]
             if block == 20:
@@ -636,13 +642,13 @@ def test_test_run_lines(lines: list[str], want: list[tuple[str, str, str | None]
     assert got == want
 
 
-def test_go_results_without_their_package_line_keep_the_bare_name(parsers) -> None:  # type: ignore[no-untyped-def]
+def test_go_results_without_their_package_line_keep_the_bare_name(parsers: ParserSet) -> None:
     collector = TestCollector(parsers)
     collector.feed("--- FAIL: TestCut (0.00s)", 1)
     assert [r.test for r in collector.results()] == ["TestCut"]
 
 
-def test_a_block_only_counts_right_after_its_header(parsers) -> None:  # type: ignore[no-untyped-def]
+def test_a_block_only_counts_right_after_its_header(parsers: ParserSet) -> None:
     collector = TestCollector(parsers)
     collector.feed("The following tests FAILED:", 10)
     collector.feed("\t  2 - first (Failed)", 11)
@@ -654,10 +660,8 @@ def test_a_block_only_counts_right_after_its_header(parsers) -> None:  # type: i
     ]
 
 
-def test_summary_counts_by_status(parsers) -> None:  # type: ignore[no-untyped-def]
-    collector = parse_log_chunks(
-        [(FIXTURES / "pytest/pytest-verbose.log").read_bytes()], parsers
-    )
+def test_summary_counts_by_status(parsers: ParserSet) -> None:
+    collector = parse_log_chunks([(FIXTURES / "pytest/pytest-verbose.log").read_bytes()], parsers)
     summary = collector.summary()
     assert (summary.passed, summary.failed, summary.skipped, summary.flaky, summary.hung) == (
         5,

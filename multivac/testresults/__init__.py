@@ -27,7 +27,7 @@ from multivac.testresults.parsers import (
     builtin_parsers,
     check_tests_file,
     load_parsers,
-    tests_problems,
+    check_tests_text,
 )
 
 __all__ = [
@@ -47,5 +47,5 @@ __all__ = [
     "parse_log_chunks",
     "parse_log_file",
     "scan_lines",
-    "tests_problems",
+    "check_tests_text",
 ]

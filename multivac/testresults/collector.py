@@ -35,9 +35,9 @@ from multivac.testresults.parsers import (
     TestParser,
     builtin_parsers,
     loosen,
-    prefilter_patterns,
     normalize_configuration,
     parse_duration,
+    prefilter_patterns,
     render,
 )
 

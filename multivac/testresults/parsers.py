@@ -52,7 +52,7 @@ __all__ = [
     "load_parsers",
     "parse_duration",
     "parsers_from_text",
-    "tests_problems",
+    "check_tests_text",
 ]
 
 PARSER_KEYS = frozenset(
@@ -93,7 +93,9 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _FRAMEWORK = re.compile(r"^[a-z][a-z0-9_.+-]*$")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _GROUP = re.compile(r"\(\?P<([A-Za-z_][A-Za-z0-9_]*)>")
-_DURATION_PART = re.compile(r"(\d+(?:[.,]\d+)?)\s*(ns|us|µs|ms|sec(?:ond)?s?|s|m(?:in)?|h)?\b")
+_DURATION_PART = re.compile(
+    r"(\d+(?:[.,]\d+)?)\s*(ns|us|µs|ms|sec(?:ond)?s?|s|m(?:in)?|h)?(?![A-Za-z])"
+)
 _DIGITS = re.compile(r"\d+(?:/\d+)?")
 
 
@@ -700,7 +702,7 @@ def evaluate_line(
     return None
 
 
-def tests_problems(text: str, name: str) -> list[str]:
+def check_tests_text(text: str, name: str) -> list[str]:
     """Every problem of a file's `tests:` section, examples included (empty: fine)."""
     parsers, problems, _disabled = parsers_from_text(text, name)
     for parser in parsers:
@@ -735,4 +737,4 @@ def check_tests_file(path: str) -> list[str]:
         text, name = _read_source(path)
     except TestParseError as exc:
         return [str(exc)]
-    return tests_problems(text, name)
+    return check_tests_text(text, name)
