@@ -14,8 +14,8 @@ from multivac.testresults import (
     TestParseError,
     builtin_parsers,
     check_tests_file,
-    load_parsers,
     check_tests_text,
+    load_parsers,
 )
 from multivac.testresults.parsers import loosen, parse_duration, prefilter_patterns
 

@@ -26,8 +26,8 @@ from multivac.testresults.parsers import (
     TestParser,
     builtin_parsers,
     check_tests_file,
-    load_parsers,
     check_tests_text,
+    load_parsers,
 )
 
 __all__ = [
@@ -42,10 +42,10 @@ __all__ = [
     "TestSummary",
     "builtin_parsers",
     "check_tests_file",
+    "check_tests_text",
     "load_parsers",
     "merge_status",
     "parse_log_chunks",
     "parse_log_file",
     "scan_lines",
-    "check_tests_text",
 ]

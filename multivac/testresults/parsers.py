@@ -49,10 +49,10 @@ __all__ = [
     "TestParser",
     "builtin_parsers",
     "check_tests_file",
+    "check_tests_text",
     "load_parsers",
     "parse_duration",
     "parsers_from_text",
-    "check_tests_text",
 ]
 
 PARSER_KEYS = frozenset(
