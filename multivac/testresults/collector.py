@@ -278,9 +278,25 @@ class TestCollector:
         if parser.release is not None:
             self._release(parser, fields, line, line_number)
             return
+        if self._passed_kept >= self.cap // 2 and self._past_cap(parser, fields):
+            return
         result = parser.build(fields, line, line_number)
         if result is not None:
             self._emit(result, parser, "message" in fields)
+
+    def _past_cap(self, parser: TestParser, fields: dict[str, str]) -> bool:
+        """Count, without building it, a passing result that could only be dropped: the
+        common line of a huge log once the cap is reached."""
+        if parser.resolve_status(fields) != PASSED:
+            return False
+        test = parser.test_id(fields)
+        if test is None:
+            return True
+        key = (parser.framework, test, normalize_configuration(fields.get("configuration")))
+        if key in self._results:
+            return False  # it may turn an earlier failure into a flaky test
+        self._dropped[PASSED] += 1
+        return True
 
     def _await(self, parser: TestParser, fields: dict[str, str], line: str, number: int) -> None:
         assert parser.await_ is not None
