@@ -678,3 +678,35 @@ def test_every_fixture_log_has_an_expectation() -> None:
     untested = logs - set(EXPECTED) - {"phpunit/phpunit-testdox.log"}
     assert not untested, f"fixtures without expectations: {sorted(untested)}"
     assert all(re.match(r"^[a-z]+/[\w.-]+\.log$", name) for name in EXPECTED)
+
+
+PYTABLES = REALDATA.parent / "ghalogs-pytables-run200" / "log.tar.gz"
+TEST_LOGS = ("testrun_", "integration_", "ctest_", "tap_")
+
+
+@pytest.mark.skipif(not REALDATA.is_dir(), reason="../shared/realdata is not present")
+def test_failure_logs_of_other_kinds_hold_no_test_results() -> None:
+    parsers = load_parsers(["tarantool"])
+    others = [p for p in sorted(REALDATA.glob("*.log")) if not p.name.startswith(TEST_LOGS)]
+    assert len(others) > 15
+    for path in others:
+        assert parse_log_file(path, parsers) == [], path.name
+
+
+@pytest.mark.skipif(not PYTABLES.is_file(), reason="../shared/realdata is not present")
+def test_a_whole_real_run_without_test_ids_gives_no_results() -> None:
+    """pytables prints unittest's dots (no test ids) amid compiler and pip noise: a
+    `✓`, `ok`, `PASSED` or `Running` there is no test result."""
+    import tarfile
+
+    parsers = load_parsers(["tarantool"])
+    seen = 0
+    with tarfile.open(PYTABLES) as archive:
+        for member in archive.getmembers():
+            handle = archive.extractfile(member) if member.isfile() else None
+            if handle is None or not member.name.endswith(".txt"):
+                continue
+            collector = parse_log_chunks(iter(lambda h=handle: h.read(1 << 20), b""), parsers)
+            assert collector.results() == [], member.name
+            seen += 1
+    assert seen > 100
