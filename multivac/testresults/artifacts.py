@@ -273,8 +273,12 @@ def merge_job_results(
     and no other candidate does. Tests only in one source are kept as they are."""
     merged = list(log)
     exact: dict[tuple[str, ...], list[int]] = {}
+    by_last: dict[str, list[int]] = {}  # a suffix match shares the last word
     for index, result in enumerate(merged):
-        exact.setdefault(loose_key(result.test), []).append(index)
+        words = loose_key(result.test)
+        exact.setdefault(words, []).append(index)
+        if words:
+            by_last.setdefault(words[-1], []).append(index)
     # a report may list a test twice (a rerun, or two reports of one run): one entry each
     unique: dict[tuple[str, ...], TestResult] = {}
     for found in artifacts:
@@ -285,15 +289,14 @@ def merge_job_results(
     extra: list[TestResult] = []
     for words, found in unique.items():
         candidates = [i for i in exact.get(words, []) if i not in claimed]
-        if not candidates:
+        if not candidates and words:
             candidates = [
                 i
-                for i, result in enumerate(merged)
+                for i in by_last.get(words[-1], [])
                 if i not in claimed
-                and i < len(log)
                 and (
-                    _suffix_of(words, loose_key(result.test))
-                    or _suffix_of(loose_key(result.test), words)
+                    _suffix_of(words, loose_key(merged[i].test))
+                    or _suffix_of(loose_key(merged[i].test), words)
                 )
             ]
         if len(candidates) != 1 and not (candidates and words in exact):

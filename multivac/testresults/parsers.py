@@ -668,7 +668,7 @@ def load_parsers(sources: Sequence[str] = (), *, builtin: bool = True) -> Parser
 def evaluate_line(
     parser: TestParser,
     line: str,
-    context: Mapping[str, str] = (),  # type: ignore[assignment]
+    context: Mapping[str, str] | None = None,
 ) -> dict[str, str | None] | None:
     """What one line alone gives under one parser (blocks, holds and awaits aside):
     None when no pattern matches or an `exclude` does; else its fields, with the
