@@ -31,6 +31,7 @@ from multivac.testresults.model import (
     merge_results,
 )
 from multivac.testresults.parsers import (
+    Block,
     ParserSet,
     TestParser,
     builtin_parsers,
@@ -232,7 +233,7 @@ class TestCollector:
 
     # ------------------------------------------------------------------ internals
 
-    def _window(self, block: Any) -> _Window:
+    def _window(self, block: Block) -> _Window:
         window = self._windows.get(block.start)
         if window is None:
             window = self._windows[block.start] = _Window()
