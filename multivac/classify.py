@@ -212,8 +212,9 @@ def _problems_in(text: str, name: str) -> tuple[list[Rule], list[str], set[str]]
         where = f" at line {mark.line + 1}" if mark is not None else ""
         return [], [f"{name}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"], set()
     entries = data.get("rules") if isinstance(data, dict) else data
-    if isinstance(data, dict) and set(data) - {"rules", "version"}:
-        extra = ", ".join(sorted(map(str, set(data) - {"rules", "version"})))
+    # `tests:` holds test-result parsers (multivac.testresults validates them)
+    if isinstance(data, dict) and set(data) - {"rules", "tests", "version"}:
+        extra = ", ".join(sorted(map(str, set(data) - {"rules", "tests", "version"})))
         return [], [f"{name}: unknown top-level keys: {extra} (expected 'rules')"], set()
     if not isinstance(entries, list):
         return [], [f"{name}: expected a list of rules under 'rules:'"], set()

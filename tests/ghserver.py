@@ -12,7 +12,9 @@ Tests drive PyGithub (or plain ``requests``) over real HTTP against it::
 It serves repositories, workflows, workflow runs (with GitHub's filters and
 the 1,000-result cap of filtered listings), jobs (``filter=latest|all`` and
 per attempt, jobs carried into later attempts), job logs (302 to a signed URL
-outside the API prefix), check-run annotations and ``/rate_limit``, with
+outside the API prefix), run artifacts (listed, and their zip archives through
+the same kind of signed URL; 410 once expired), check-run annotations and
+``/rate_limit``, with
 GitHub-style ``Link`` pagination, rate-limit headers and budget, ETags / 304,
 token checks and injectable faults.  ``python tests/ghserver.py --demo``
 serves a small demo repository ``octo/demo``.
@@ -44,6 +46,7 @@ except ImportError:  # pragma: no cover - the module also runs as a script
     pytest = None  # type: ignore[assignment]
 
 __all__ = [
+    "Artifact",
     "FakeGitHub",
     "Fault",
     "Faults",
@@ -67,6 +70,7 @@ RUN_ID_BASE = 10_000_000_000
 JOB_ID_BASE = 30_000_000_000
 CHECK_SUITE_ID_BASE = 20_000_000_000
 RUNNER_ID_BASE = 1_000
+ARTIFACT_ID_BASE = 4_000_000_000
 SEARCH_CAP = 1000
 RUN_STATUSES = frozenset({"completed", "in_progress", "queued", "requested", "waiting", "pending"})
 # Parameters after which GitHub serves only the first 1,000 runs (docs).
@@ -421,6 +425,42 @@ def _make_steps(
     return out
 
 
+class Artifact:
+    """A run's artifact: a zip archive (any bytes, so tests can serve junk)."""
+
+    def __init__(self, run: Run, aid: int, name: str, data: bytes, expired: bool) -> None:
+        self.run = run
+        self.id = aid
+        self.name = name
+        self.data = data
+        self.expired = expired
+        self.created_at = run.created_at + timedelta(minutes=5)
+
+    def payload(self, base: str) -> dict[str, Any]:
+        full = self.run.repo.full_name
+        url = f"{base}/repos/{full}/actions/artifacts/{self.id}"
+        return {
+            "id": self.id,
+            "node_id": f"MDg6QXJ0aWZhY3Q{self.id}",
+            "name": self.name,
+            "size_in_bytes": len(self.data),
+            "url": url,
+            "archive_download_url": f"{url}/zip",
+            "expired": self.expired,
+            "digest": "sha256:" + hashlib.sha256(self.data).hexdigest(),
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.created_at),
+            "expires_at": iso(self.created_at + timedelta(days=90)),
+            "workflow_run": {
+                "id": self.run.id,
+                "repository_id": self.run.repo.id,
+                "head_repository_id": self.run.repo.id,
+                "head_branch": self.run.branch,
+                "head_sha": self.run.head_sha,
+            },
+        }
+
+
 class Run:
     """A workflow run.  Change ``created_at`` through the attribute (the
     repository index follows); other attributes may be set directly."""
@@ -445,6 +485,18 @@ class Run:
         self.check_suite_id = CHECK_SUITE_ID_BASE + (rid - RUN_ID_BASE)
         self.jobs: list[Job] = []  # native jobs of every attempt
         self.carried: list[tuple[int, Job]] = []  # (attempt it is listed under, job)
+        self.artifacts: list[Artifact] = []
+
+    def add_artifact(self, name: str, data: bytes, *, expired: bool = False) -> Artifact:
+        """An artifact of this run; ``data`` is served as its zip archive."""
+        server = self.repo.server
+        with server.lock:
+            artifact = Artifact(
+                self, server._next_id("artifact", ARTIFACT_ID_BASE), name, data, expired
+            )
+            self.artifacts.append(artifact)
+            server._artifacts[artifact.id] = artifact
+        return artifact
 
     @property
     def created_at(self) -> datetime:
@@ -1201,6 +1253,8 @@ class FakeGitHub:
         self.repos: dict[str, Repo] = {}
         self._ids: dict[str, int] = {}
         self._signed: dict[str, tuple[int, float]] = {}
+        self._signed_artifacts: dict[str, tuple[int, float]] = {}
+        self._artifacts: dict[int, Artifact] = {}
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -1429,6 +1483,8 @@ class FakeGitHub:
             (r"^/repos/([^/]+)/([^/]+)/actions/runs/(\d+)/?$", "run"),
             (r"^/repos/([^/]+)/([^/]+)/actions/runs/(\d+)/attempts/(\d+)/?$", "run_attempt"),
             (r"^/repos/([^/]+)/([^/]+)/actions/runs/(\d+)/jobs/?$", "run_jobs"),
+            (r"^/repos/([^/]+)/([^/]+)/actions/runs/(\d+)/artifacts/?$", "run_artifacts"),
+            (r"^/repos/([^/]+)/([^/]+)/actions/artifacts/(\d+)/zip/?$", "artifact_zip"),
             (r"^/repos/([^/]+)/([^/]+)/actions/runs/(\d+)/attempts/(\d+)/jobs/?$", "attempt_jobs"),
             (r"^/repos/([^/]+)/([^/]+)/actions/jobs/(\d+)/?$", "job"),
             (r"^/repos/([^/]+)/([^/]+)/actions/jobs/(\d+)/logs/?$", "job_logs"),
@@ -1666,6 +1722,29 @@ class FakeGitHub:
         )
         return 302, None, [("Location", loc)]
 
+    def _r_run_artifacts(self, ctx: _Ctx, owner: str, name: str, run_id: str) -> Any:
+        run = self._run(ctx, owner, name, run_id)
+        wanted = ctx.query.get("name")
+        items = [a for a in run.artifacts if wanted is None or a.name == wanted]
+        base = ctx.base + self.prefix
+        return self._paginated(ctx, items, lambda a: a.payload(base), "artifacts")
+
+    def _r_artifact_zip(self, ctx: _Ctx, owner: str, name: str, artifact_id: str) -> Any:
+        repo = self._repo(ctx, owner, name)
+        artifact = self._artifacts.get(int(artifact_id))
+        if artifact is None or artifact.run.repo is not repo:
+            raise _HTTPError(404)
+        if artifact.expired:
+            raise _HTTPError(410, "Artifact has expired")
+        sig = secrets.token_urlsafe(24)
+        expires = time.time() + self.signed_url_ttl
+        self._signed_artifacts[sig] = (artifact.id, expires)
+        loc = (
+            f"http://{self.blob_host}:{self.port}/_signed/artifacts/{artifact.id}"
+            f"?{urlencode({'sig': sig, 'expires': str(int(expires)), 'sp': 'r'})}"
+        )
+        return 302, None, [("Location", loc)]
+
     def _r_annotations(self, ctx: _Ctx, owner: str, name: str, job_id: str) -> Any:
         job = self._job(ctx, owner, name, job_id)
         return self._paginated(ctx, job.annotation_payloads(), lambda a: a)
@@ -1681,6 +1760,19 @@ class FakeGitHub:
         denied = _Resp(403, xml + b"<Message>Signature not valid.</Message></Error>")
         denied.headers = [("Content-Type", "application/xml")]
         denied.counted = False
+        art = re.match(r"^/_signed/artifacts/(\d+)$", ctx.path)
+        if art is not None:
+            granted = self._signed_artifacts.get(ctx.query.get("sig", ""))
+            if granted is None or granted[0] != int(art.group(1)):
+                return denied
+            if time.time() > granted[1]:
+                denied.body = xml + b"<Message>Signed expiry time has passed.</Message></Error>"
+                return denied
+            artifact = self._artifacts.get(granted[0])
+            if artifact is None:
+                return _Resp(404, b"", counted=False)
+            hdrs = [("Content-Type", "application/zip")]
+            return _Resp(200, artifact.data, hdrs, counted=False)
         if m is None or entry is None or entry[0] != int(m.group(1)):
             return denied
         if time.time() > entry[1]:

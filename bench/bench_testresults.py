@@ -1,0 +1,163 @@
+"""Benchmark test-result parsing in the classification pass, against classification
+alone, in one run.
+
+Two logs:
+
+- the big real log of bench_classify.py (the pytables job logs of ../shared/realdata
+  repeated to --size-mb, one real failure at the end): the common case, few test lines;
+- a test-heavy log (the real `pytest -v` fixture repeated, with distinct ids, until it
+  has --test-lines lines): the worst case, where most lines are test results.
+
+For each it times (best of --repeat, in this process):
+
+- classification alone: the scan `multivac.classify.scan_log` runs;
+- the same scan with a TestCollector listening: its patterns join the classification
+  prefilter and every candidate line also goes to `feed` - the single pass the
+  classification engine's `listeners=` gives (emulated here with the engine's own
+  scan class until that parameter lands);
+
+and prints the added time as a share of classification's. It also prints the peak
+memory the collector allocates on the test-heavy log (tracemalloc).
+
+Usage: python bench/bench_testresults.py [--size-mb 200] [--test-lines 1000000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import dataclasses  # noqa: E402
+
+import re2  # noqa: E402
+from bench_classify import REALDATA, build_log  # noqa: E402
+
+from multivac import classify  # noqa: E402
+from multivac.logstream import raw_blocks  # noqa: E402
+from multivac.testresults import TestCollector, load_parsers, parse_log_chunks  # noqa: E402
+
+PYTEST_FIXTURE = ROOT / "tests" / "fixtures" / "testresults" / "pytest" / "pytest-verbose.log"
+
+
+def build_test_log(target: Path, lines: int) -> int:
+    sample = PYTEST_FIXTURE.read_bytes()
+    per_copy = sample.count(b"\n")
+    with open(target, "wb") as out:
+        written = 0
+        copy = 0
+        while written < lines:
+            # distinct test ids per copy, so the cap (not deduplication) bounds memory
+            out.write(sample.replace(b"test_auth.py", b"test_auth_%d.py" % copy))
+            written += per_copy
+            copy += 1
+    return target.stat().st_size
+
+
+def _chunks(path: Path) -> object:
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            yield chunk
+
+
+def classify_alone(log: Path, catalog: classify.Catalog) -> str:
+    found, _context = classify.scan_log(_chunks(log), catalog)  # type: ignore[arg-type]
+    return found.type if found else "-"
+
+
+def combined_catalog(catalog: classify.Catalog, parsers: object) -> classify.Catalog:
+    """The catalog with the collector's patterns in its prefilter, built once as the
+    classification engine builds its own prefilter once per catalog (RE2 then keeps
+    its compiled automaton warm across logs)."""
+    patterns = TestCollector(parsers).patterns  # type: ignore[arg-type]
+    base = classify._prefilter([r for r in catalog.rules if r.source in ("log", "both")])
+    joined = b"|".join([base.pattern, *(f"(?:{p})".encode() for p in patterns)])
+    options = classify._options()
+    options.never_nl = True
+    return dataclasses.replace(catalog, _prefilter=re2.compile(joined, options))
+
+
+def classify_with_tests(log: Path, combined: classify.Catalog, parsers: object) -> str:
+    """One pass: every prefilter candidate goes to classification and to the collector."""
+    collector = TestCollector(parsers)  # type: ignore[arg-type]
+
+    class Scan(classify._Scan):
+        def _line(self, line: str, line_no: int, block: bytes, start: int) -> None:
+            collector.feed(line, line_no)
+            super()._line(line, line_no, block, start)
+
+    scan = Scan(combined)
+    for block in raw_blocks(_chunks(log)):  # type: ignore[arg-type]
+        scan.feed(block)
+    found = scan.result((), None)
+    return f"{found.type if found else '-'}, {len(collector.results())} test results"
+
+
+def best(label: str, func: object, repeat: int) -> float:
+    times = []
+    result = None
+    for _ in range(repeat):
+        began = time.perf_counter()
+        result = func()  # type: ignore[operator]
+        times.append(time.perf_counter() - began)
+    print(f"  {label:<36} {min(times):7.2f}s  -> {result}")
+    return min(times)
+
+
+def compare(log: Path, catalog: classify.Catalog, parsers: object, repeat: int) -> None:
+    mb = log.stat().st_size / 1_000_000
+    print(f"{log.name}: {mb:.0f} MB")
+    combined = combined_catalog(catalog, parsers)
+    alone = best("classification alone", lambda: classify_alone(log, catalog), repeat)
+    both = best(
+        "classification + test results",
+        lambda: classify_with_tests(log, combined, parsers),
+        repeat,
+    )
+    print(
+        f"  added by test parsing: {100 * (both - alone) / alone:+.0f}% (ratio {both / alone:.2f})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=200)
+    parser.add_argument("--test-lines", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    if not REALDATA.is_file():
+        raise SystemExit(f"real data not found at {REALDATA}")
+    catalog = classify.load_catalog(["tarantool"])
+    parsers = load_parsers(["tarantool"])
+    tmp = Path(tempfile.mkdtemp(prefix="multivac-bench-tests-"))
+    try:
+        big = tmp / "big.log"
+        build_log(big, args.size_mb)
+        compare(big, catalog, parsers, args.repeat)
+        heavy = tmp / "tests.log"
+        build_test_log(heavy, args.test_lines)
+        compare(heavy, catalog, parsers, args.repeat)
+        tracemalloc.start()
+        with open(heavy, "rb") as handle:
+            collector = parse_log_chunks(iter(lambda: handle.read(1 << 20), b""), parsers)
+        _now, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        summary = collector.summary()
+        print(
+            f"test-heavy log: {len(collector.results())} results kept, {summary.dropped} "
+            f"counted past the cap; collector peak allocation {peak / 2**20:.0f} MiB"
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
