@@ -481,3 +481,76 @@ def plan_reclassify(
         lean=lean,
         dry_run=dry_run,
     )
+
+
+@dataclass(frozen=True)
+class ServePlan:
+    """`multivac serve`: where to listen, what to check, where the records go."""
+
+    host: str
+    port: int
+    output_format: Format
+    state_dir: Path
+    github: GitHubSettings
+    policy: RetryPolicy
+    secret: Secret | None  # None: --insecure-no-signature, deliveries are not checked
+    influx: InfluxSettings | None = None
+    influx_policy: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_wait_s=30.0))
+    output: Path | None = None
+    lean: bool = False
+    create_bucket: bool = False
+    rules: tuple[str, ...] = ()
+    fetch_logs: bool = True
+
+
+def webhook_secret(env: Environment, insecure: bool) -> Secret | None:
+    """MULTIVAC_WEBHOOK_SECRET; without it serve starts only when told it may accept
+    unsigned deliveries."""
+    found = env.lookup("MULTIVAC_WEBHOOK_SECRET")
+    if found is not None:
+        return Secret(found.value)
+    if insecure:
+        return None
+    raise ConfigError(
+        "MULTIVAC_WEBHOOK_SECRET is not set: serve accepts only deliveries signed with the "
+        "webhook's secret (set it, or pass --insecure-no-signature for a local trial)."
+    )
+
+
+def plan_serve(
+    env: Environment,
+    *,
+    host: str,
+    port: int,
+    output_format: Format,
+    output: Path | None = None,
+    insecure: bool = False,
+    lean: bool = False,
+    create_bucket: bool = False,
+    rules: list[str] | None = None,
+    fetch_logs: bool = True,
+    max_wait: str = "15m",
+    state: Path | None = None,
+) -> ServePlan:
+    """Resolve and check serve's flags against the environment."""
+    from multivac.sinks import Format
+
+    if not host.strip() or any(ch.isspace() for ch in host):
+        raise ConfigError(f"--host {host!r} is not a host name or address.")
+    policy = retry_policy(env, max_wait)
+    return ServePlan(
+        host=host,
+        port=port,
+        output_format=output_format,
+        state_dir=state_dir(state, env),
+        github=github_settings(env),
+        policy=policy,
+        secret=webhook_secret(env, insecure),
+        influx=influx_settings(env) if output_format is Format.influxdb else None,
+        influx_policy=influx_wait(env, policy),
+        output=output,
+        lean=lean,
+        create_bucket=create_bucket,
+        rules=rule_sources(rules, env),
+        fetch_logs=fetch_logs,
+    )

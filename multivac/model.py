@@ -262,6 +262,33 @@ class JobRecord(Record):
         return cls(measurement, time_ns, tags, fields, job_id)
 
 
+QUEUE = "queue"
+QUEUE_SCHEMA = Schema("queue", ("runner_label",), ("queued", "running", "oldest_queued_s"))
+
+
+@dataclass(frozen=True)
+class QueueRecord(Record):
+    """Live state of one runner label (from `serve`): the jobs queued and running at
+    `time_ns`, and how long the oldest queued job has waited so far."""
+
+    SCHEMA: ClassVar[Schema] = QUEUE_SCHEMA
+
+    @classmethod
+    def of(
+        cls, runner_label: str, queued: int, running: int, oldest_queued_s: float, time_ns: int
+    ) -> QueueRecord:
+        return cls(
+            measurement=QUEUE,
+            time_ns=time_ns,
+            tags={"runner_label": tag_safe(runner_label) or "none"},
+            fields={
+                "queued": queued,
+                "running": running,
+                "oldest_queued_s": float(oldest_queued_s),
+            },
+        )
+
+
 def format_time_ns(ns: int) -> str:
     seconds, frac = divmod(ns, 1_000_000_000)
     base = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")

@@ -92,6 +92,11 @@ CREATE TABLE IF NOT EXISTS pages (
     data TEXT NOT NULL,
     stored_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS deliveries (
+    id TEXT PRIMARY KEY,
+    received_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_by_time ON deliveries (received_at);
 CREATE TABLE IF NOT EXISTS coverage (
     repository TEXT NOT NULL,
     since TEXT NOT NULL,
@@ -121,6 +126,60 @@ JOB_COLUMNS = (
 )
 _RUNS = len(RUN_COLUMNS.split(","))
 _JOBS = len(JOB_COLUMNS.split(","))
+
+
+_UPSERT_RUN = (
+    "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    "ON CONFLICT(id) DO UPDATE SET repository=excluded.repository, "
+    "workflow=excluded.workflow, "
+    "workflow_path=excluded.workflow_path, run_attempt=excluded.run_attempt, "
+    "branch=excluded.branch, commit_sha=excluded.commit_sha, event=excluded.event, "
+    "status=excluded.status, conclusion=excluded.conclusion, "
+    "created_at=excluded.created_at, updated_at=excluded.updated_at, "
+    "html_url=excluded.html_url, jobs_complete=excluded.jobs_complete, github=excluded.github"
+)
+_REPLACE_JOB = "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+
+
+def _run_values(run: Run, jobs_complete: bool, github: str) -> tuple[Any, ...]:
+    return (
+        run.id,
+        run.repository,
+        run.workflow,
+        run.workflow_path,
+        run.run_attempt,
+        run.branch,
+        run.commit_sha,
+        run.event,
+        run.status,
+        run.conclusion,
+        _ts(run.created_at),
+        _ts(run.updated_at),
+        run.html_url,
+        int(jobs_complete),
+        github,
+    )
+
+
+def _job_values(run_id: int, job: Job) -> tuple[Any, ...]:
+    return (
+        job.id,
+        run_id,
+        job.run_attempt,
+        job.name,
+        job.status,
+        job.conclusion,
+        _ts(job.created_at),
+        _ts(job.started_at),
+        _ts(job.completed_at),
+        json.dumps(list(job.labels)),
+        job.runner_name,
+        job.html_url,
+        json.dumps([[s.number, s.name, s.conclusion] for s in job.steps]),
+        job.workflow,
+        job.branch,
+        job.commit_sha,
+    )
 
 
 def _prefixed(columns: str, alias: str) -> str:
@@ -229,58 +288,8 @@ class Store:
         pending = pending or {}
         try:
             self.db.execute("BEGIN")
-            self._write(
-                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,1,?) "
-                "ON CONFLICT(id) DO UPDATE SET repository=excluded.repository, "
-                "workflow=excluded.workflow, "
-                "workflow_path=excluded.workflow_path, run_attempt=excluded.run_attempt, "
-                "branch=excluded.branch, commit_sha=excluded.commit_sha, event=excluded.event, "
-                "status=excluded.status, conclusion=excluded.conclusion, "
-                "created_at=excluded.created_at, updated_at=excluded.updated_at, "
-                "html_url=excluded.html_url, jobs_complete=1, github=excluded.github",
-                [
-                    (
-                        run.id,
-                        run.repository,
-                        run.workflow,
-                        run.workflow_path,
-                        run.run_attempt,
-                        run.branch,
-                        run.commit_sha,
-                        run.event,
-                        run.status,
-                        run.conclusion,
-                        _ts(run.created_at),
-                        _ts(run.updated_at),
-                        run.html_url,
-                        self.github,
-                    )
-                ],
-            )
-            self._write(
-                "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        job.id,
-                        run.id,
-                        job.run_attempt,
-                        job.name,
-                        job.status,
-                        job.conclusion,
-                        _ts(job.created_at),
-                        _ts(job.started_at),
-                        _ts(job.completed_at),
-                        json.dumps(list(job.labels)),
-                        job.runner_name,
-                        job.html_url,
-                        json.dumps([[s.number, s.name, s.conclusion] for s in job.steps]),
-                        job.workflow,
-                        job.branch,
-                        job.commit_sha,
-                    )
-                    for job in jobs
-                ],
-            )
+            self._write(_UPSERT_RUN, [_run_values(run, True, self.github)])
+            self._write(_REPLACE_JOB, [_job_values(run.id, job) for job in jobs])
             now = time.time()
             self._write(
                 "INSERT OR REPLACE INTO classifications VALUES (?,?,?,?,?,?,?,?)",
@@ -515,3 +524,183 @@ class Store:
             "INSERT OR REPLACE INTO pages VALUES (?,?,?,?)",
             [(key, etag, json.dumps(data), time.time())],
         )
+
+    # ------------------------------------------------------------------ webhooks (serve)
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self)
+
+    def has_delivery(self, delivery: str) -> bool:
+        """Whether a webhook delivery (`X-GitHub-Delivery`) was taken already."""
+        row = self.db.execute("SELECT 1 FROM deliveries WHERE id = ?", (delivery,)).fetchone()
+        return row is not None
+
+    def _take_delivery(self, delivery: str) -> bool:
+        """Inside a transaction: remember the delivery; False when it was taken before."""
+        try:
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO deliveries VALUES (?, ?)", (delivery, time.time())
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write the local store {self.path}: {exc}.") from None
+        return cursor.rowcount == 1
+
+    def take_delivery(self, delivery: str) -> bool:
+        """Remember a delivery that changes nothing; False when it was taken before."""
+        with self._transaction() as tx:
+            return tx.commit_unless(not self._take_delivery(delivery))
+
+    def forget_deliveries(self, before: float) -> int:
+        """Drop delivery ids received before `before` (epoch seconds): GitHub redelivers
+        only recent deliveries, so older ids cannot come back."""
+        try:
+            cursor = self.db.execute("DELETE FROM deliveries WHERE received_at < ?", (before,))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write the local store {self.path}: {exc}.") from None
+        return cursor.rowcount
+
+    def take_job(self, delivery: str, repository: str, job: Job, *, pending: str | None) -> bool:
+        """A completed job from a webhook, in one transaction with its delivery id: the
+        job row, a provisional row for its run when the run is not stored yet (replaced
+        by the run itself when it completes; never counted as gathered), and a pending
+        row when its log is still to be read (`pending` says why). False, and nothing
+        written, when the delivery was taken before."""
+        provisional = Run(
+            id=job.run_id,
+            repository=repository,
+            workflow=job.workflow,
+            workflow_path="",
+            run_attempt=job.run_attempt,
+            branch=job.branch,
+            commit_sha=job.commit_sha,
+            event="",
+            status="",
+            conclusion=None,
+            created_at=job.created_at,
+            updated_at=None,
+            html_url="",
+        )
+        with self._transaction() as tx:
+            if not self._take_delivery(delivery):
+                return tx.commit_unless(True)
+            self._write(
+                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(id) DO NOTHING",
+                [_run_values(provisional, False, self.github)],
+            )
+            self._write(_REPLACE_JOB, [_job_values(job.run_id, job)])
+            if pending is not None:
+                self._write(
+                    "INSERT OR REPLACE INTO pending VALUES (?,?,?,?)",
+                    [(job.id, job.run_id, pending, time.time())],
+                )
+            return True
+
+    def take_run(self, delivery: str, run: Run, *, complete: bool) -> bool:
+        """A completed run from a webhook, in one transaction with its delivery id. Its
+        jobs are the ones stored from their own webhooks; `complete` says they are all
+        of them (a later gather then takes the run from the store). False, and nothing
+        written, when the delivery was taken before."""
+        with self._transaction() as tx:
+            if not self._take_delivery(delivery):
+                return tx.commit_unless(True)
+            self._write(_UPSERT_RUN, [_run_values(run, complete, self.github)])
+            return True
+
+    def run_of(self, run_id: int) -> Run | None:
+        row = self.db.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return self._run(row) if row is not None else None
+
+    def run_completion(self, run_id: int) -> tuple[bool, bool] | None:
+        """(the run itself is stored as completed, its jobs are marked complete)."""
+        row = self.db.execute(
+            "SELECT status, jobs_complete FROM runs WHERE id = ?", (run_id,)
+        ).fetchone()
+        return None if row is None else (row[0] == "completed", bool(row[1]))
+
+    def mark_jobs_complete(self, run_id: int) -> None:
+        self._write("UPDATE runs SET jobs_complete = 1 WHERE id = ?", [(run_id,)])
+
+    def attempts_of(self, run_id: int, name: str) -> list[Job]:
+        """Every stored attempt of one job of a run (what makes a failure flaky)."""
+        cursor = self.db.execute(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE run_id = ? AND name = ? ORDER BY rowid",
+            (run_id, name),
+        )
+        return [self._job(row) for row in cursor]
+
+    def classifications_for(self, job_ids: Iterable[int]) -> dict[int, Classification]:
+        rows = self._by_ids(
+            "SELECT job_id, type, rule, step, line_number, evidence, excerpt "
+            "FROM classifications WHERE job_id IN ({marks})",
+            job_ids,
+        )
+        return {row[0]: Classification(*row[1:]) for row in rows}
+
+    def pending_of(self, job_ids: Iterable[int]) -> set[int]:
+        rows = self._by_ids("SELECT job_id FROM pending WHERE job_id IN ({marks})", job_ids)
+        return {row[0] for row in rows}
+
+    def pending_queue(self) -> list[tuple[int, int]]:
+        """(job id, run id) of every job whose log is still to be read, oldest first."""
+        return [
+            (row[0], row[1])
+            for row in self.db.execute("SELECT job_id, run_id FROM pending ORDER BY since, job_id")
+        ]
+
+    def job_of(self, job_id: int) -> Job | None:
+        row = self.db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return self._job(row) if row is not None else None
+
+    def settle(self, classifications: Mapping[int, Classification]) -> None:
+        """Classified jobs: keep their classification and take them off the pending list."""
+        now = time.time()
+        with self._transaction():
+            self._write(
+                "INSERT OR REPLACE INTO classifications VALUES (?,?,?,?,?,?,?,?)",
+                [
+                    (job_id, c.type, c.rule, c.step, c.line_number, c.evidence, c.excerpt, now)
+                    for job_id, c in classifications.items()
+                ],
+            )
+            self._write("DELETE FROM pending WHERE job_id = ?", [(i,) for i in classifications])
+
+    def drop_pending(self, job_id: int) -> None:
+        self._write("DELETE FROM pending WHERE job_id = ?", [(job_id,)])
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._write("INSERT OR REPLACE INTO meta VALUES (?, ?)", [(key, value)])
+
+
+class _Transaction:
+    """BEGIN ... COMMIT, rolled back on any exception (or on `commit_unless(True)`)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._rollback = False
+
+    def commit_unless(self, rollback: bool) -> bool:
+        self._rollback = rollback
+        return not rollback
+
+    def __enter__(self) -> _Transaction:
+        try:
+            self.store.db.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write the local store {self.store.path}: {exc}.") from None
+        return self
+
+    def __exit__(self, exc_type: object, *_rest: object) -> None:
+        db = self.store.db
+        if exc_type is not None or self._rollback:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            return
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write the local store {self.store.path}: {exc}.") from None

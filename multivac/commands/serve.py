@@ -1,0 +1,111 @@
+"""`multivac serve`: the webhook receiver on uvicorn, from a plan.
+
+The listening socket, the store, the output and the rules are opened before uvicorn
+starts, so a port in use, a bad setting or an unreachable output is one sentence and
+an exit code, never a traceback. SIGTERM and Ctrl-C stop it the way uvicorn stops:
+no new connections, requests in flight answered; then the worker is stopped (its
+queue is in the store), the last records are written and the output is closed, and
+the command exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+
+from multivac.config import ServePlan, redact
+from multivac.errors import MultivacError
+from multivac.serve.app import Service
+
+GRACE_S = 25  # how long requests in flight may take to finish after SIGTERM
+
+
+class ServeError(MultivacError):
+    """serve cannot listen or start."""
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}.") from None
+    sock.setblocking(False)
+    return sock
+
+
+@contextmanager
+def _signals_end_quietly() -> Iterator[None]:
+    """uvicorn handles SIGTERM and SIGINT while it runs and raises them again once it
+    stopped; for serve that is the normal end, not an interruption."""
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for sig in previous:
+        signal.signal(sig, lambda _signum, _frame: None)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def serve(plan: ServePlan, console: Console) -> None:
+    import uvicorn
+
+    def log(message: str) -> None:
+        console.print(redact(message), markup=False)
+
+    catalog = None
+    if plan.fetch_logs:
+        from multivac.classify import load_catalog
+
+        catalog = load_catalog(plan.rules)
+    if plan.secret is None:
+        log(
+            "warning: --insecure-no-signature: deliveries are NOT checked; anyone who can "
+            "reach this port can write records. Use it only for a local trial."
+        )
+    sock = _listen(plan.host, plan.port)
+    service = Service(plan, catalog, log)
+    try:
+        service.open()
+    except BaseException:
+        sock.close()
+        raise
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    try:
+        config = uvicorn.Config(
+            service.app(),
+            lifespan="on",
+            access_log=False,
+            log_config=None,
+            log_level=logging.WARNING,
+            server_header=False,
+            timeout_graceful_shutdown=GRACE_S,
+        )
+        server = uvicorn.Server(config)
+        log(
+            f"serve: listening on http://{shown}:{port} (POST /webhook, GET /metrics, "
+            f"GET /healthz); records to {_where(plan)}."
+        )
+        with _signals_end_quietly():
+            server.run(sockets=[sock])
+    finally:
+        sock.close()
+        service.close()
+        log("serve: stopped.")
+
+
+def _where(plan: ServePlan) -> str:
+    if plan.influx is not None:
+        return f"InfluxDB at {plan.influx.url}, bucket {plan.influx.bucket}"
+    return f"{plan.output_format.value} on {plan.output or 'stdout'}"
