@@ -167,9 +167,12 @@ class Serve:
         self.responses.append(response)
         return response
 
+    def metrics_text(self) -> str:
+        return self.session.get(f"{self.url}/metrics", timeout=10).text
+
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """Every sample of GET /metrics by (name, sorted labels)."""
-        text = self.session.get(f"{self.url}/metrics", timeout=10).text
+        text = self.metrics_text()
         out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
@@ -193,11 +196,19 @@ def serving(args: list[str], env: Mapping[str, str], cwd: Path) -> Iterator[Serv
             server.stop()
 
 
+_KEPT = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT")
+
+
 def base_env(**extra: str) -> dict[str, str]:
-    """The test process's environment (cleaned of multivac settings by conftest) plus
-    the retry timings conftest sets, the secret and `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    env["MULTIVAC_WEBHOOK_SECRET"] = SECRET
+    """A small environment for the server: the system's basics, quick retries, the
+    secret, and `extra` (nothing of the test process's own settings leaks in)."""
+    env = {k: os.environ[k] for k in _KEPT if k in os.environ}
+    env.update(
+        MULTIVAC_WEBHOOK_SECRET=SECRET,
+        MULTIVAC_RETRY_BASE="0.01",
+        MULTIVAC_SECONDARY_WAIT="0.05",
+        MULTIVAC_INFLUX_WAIT="1s",
+    )
     env.update(extra)
     return env
 

@@ -157,12 +157,7 @@ class LiveState:
     def expire(self, now: float) -> int:
         """Forget jobs in flight for longer than GitHub lets them be (their completion
         was missed, e.g. while serve was down); returns how many."""
-        stale = [
-            job_id
-            for job_id, flight in self._jobs.items()
-            if (flight.stage == QUEUED and now - flight.queued_at > MAX_QUEUED_S)
-            or (flight.stage == RUNNING and now - flight.started_at > MAX_RUNNING_S)
-        ]
+        stale = [job_id for job_id, flight in self._jobs.items() if _stale(flight, now)]
         for job_id in stale:
             self._remove(job_id)
         return len(stale)
@@ -189,9 +184,15 @@ class LiveState:
         except (ValueError, TypeError, IndexError):
             return 0
         for job_id, flight in flights:
-            self._add(job_id, flight)
-        self.expire(now)
+            if not _stale(flight, now):
+                self._add(job_id, flight)
         return len(self._jobs)
 
     def __len__(self) -> int:
         return len(self._jobs)
+
+
+def _stale(flight: Flight, now: float) -> bool:
+    if flight.stage == QUEUED:
+        return now - flight.queued_at > MAX_QUEUED_S
+    return now - flight.started_at > MAX_RUNNING_S
