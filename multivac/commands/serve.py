@@ -31,7 +31,9 @@ class ServeError(MultivacError):
 
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP,
+    # and without it every answer waits out Nagle's algorithm (40 ms)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
@@ -57,7 +59,9 @@ def _signals_end_quietly() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def serve(plan: ServePlan, console: Console) -> None:
+def serve(plan: ServePlan, console: Console, *, loop: str = "auto", http: str = "auto") -> None:
+    """Run until SIGTERM or Ctrl-C. `loop` and `http` choose uvicorn's event loop and
+    HTTP parser (`auto`: uvloop and httptools when installed; the benchmark compares)."""
     import uvicorn
 
     def log(message: str) -> None:
@@ -85,6 +89,8 @@ def serve(plan: ServePlan, console: Console) -> None:
     try:
         config = uvicorn.Config(
             service.app(),
+            loop=loop,
+            http=http,
             lifespan="on",
             access_log=False,
             log_config=None,
