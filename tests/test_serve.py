@@ -656,6 +656,14 @@ def test_sigterm_stops_cleanly_and_keeps_the_jobs_in_flight(tmp_path: Path) -> N
         serve.stop()
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_as_soon_as_it_listens_is_a_clean_stop(tmp_path: Path, sig: int) -> None:
+    env = base_env(MULTIVAC_STATE_DIR=str(tmp_path / "state"))
+    serve = Serve(["-o", str(tmp_path / "out.lp"), "--no-logs"], env, tmp_path).start()
+    assert serve.stop(sig) == 0
+    assert serve.stderr_lines[-1] == "serve: stopped."
+
+
 def test_a_request_in_flight_is_answered_before_the_server_stops(
     ghserver: FakeGitHub, tmp_path: Path
 ) -> None:

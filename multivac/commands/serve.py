@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -46,12 +46,14 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 @contextmanager
-def _signals_end_quietly() -> Iterator[None]:
-    """uvicorn handles SIGTERM and SIGINT while it runs and raises them again once it
-    stopped; for serve that is the normal end, not an interruption."""
+def _signals_recorded(received: list[int]) -> Iterator[None]:
+    """SIGTERM and SIGINT are recorded, not raised, while serve runs: uvicorn handles
+    them once it runs (and raises them again when it stopped: for serve that is the
+    normal end, not an interruption); one that came before is passed on to uvicorn as
+    soon as it listens (`Service.on_start`)."""
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     for sig in previous:
-        signal.signal(sig, lambda _signum, _frame: None)
+        signal.signal(sig, lambda signum, _frame: received.append(signum))
     try:
         yield
     finally:
@@ -62,7 +64,6 @@ def _signals_end_quietly() -> Iterator[None]:
 def serve(plan: ServePlan, console: Console, *, loop: str = "auto", http: str = "auto") -> None:
     """Run until SIGTERM or Ctrl-C. `loop` and `http` choose uvicorn's event loop and
     HTTP parser (`auto`: uvloop and httptools when installed; the benchmark compares)."""
-    import uvicorn
 
     def log(message: str) -> None:
         console.print(redact(message), markup=False)
@@ -77,38 +78,60 @@ def serve(plan: ServePlan, console: Console, *, loop: str = "auto", http: str = 
             "warning: --insecure-no-signature: deliveries are NOT checked; anyone who can "
             "reach this port can write records. Use it only for a local trial."
         )
-    sock = _listen(plan.host, plan.port)
-    service = Service(plan, catalog, log)
-    try:
-        service.open()
-    except BaseException:
-        sock.close()
-        raise
+    received: list[int] = []
+    with _signals_recorded(received):
+        sock = _listen(plan.host, plan.port)
+        service = Service(plan, catalog, log)
+        try:
+            service.open()
+        except BaseException:
+            sock.close()
+            raise
+        try:
+            _run(service, sock, plan, log, received, loop=loop, http=http)
+        finally:
+            sock.close()
+            service.close()
+            log("serve: stopped.")
+
+
+def _run(
+    service: Service,
+    sock: socket.socket,
+    plan: ServePlan,
+    log: Callable[[str], None],
+    received: list[int],
+    *,
+    loop: str,
+    http: str,
+) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(
+        service.app(),
+        loop=loop,
+        http=http,
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        log_level=logging.WARNING,
+        server_header=False,
+        timeout_graceful_shutdown=GRACE_S,
+    )
+    server = uvicorn.Server(config)
+
+    def on_start() -> None:
+        if received:  # a signal came before uvicorn took over: stop at once
+            server.handle_exit(received[0], None)
+
+    service.on_start = on_start
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    try:
-        config = uvicorn.Config(
-            service.app(),
-            loop=loop,
-            http=http,
-            lifespan="on",
-            access_log=False,
-            log_config=None,
-            log_level=logging.WARNING,
-            server_header=False,
-            timeout_graceful_shutdown=GRACE_S,
-        )
-        server = uvicorn.Server(config)
-        log(
-            f"serve: listening on http://{shown}:{port} (POST /webhook, GET /metrics, "
-            f"GET /healthz); records to {_where(plan)}."
-        )
-        with _signals_end_quietly():
-            server.run(sockets=[sock])
-    finally:
-        sock.close()
-        service.close()
-        log("serve: stopped.")
+    log(
+        f"serve: listening on http://{shown}:{port} (POST /webhook, GET /metrics, "
+        f"GET /healthz); records to {_where(plan)}."
+    )
+    server.run(sockets=[sock])
 
 
 def _where(plan: ServePlan) -> str:

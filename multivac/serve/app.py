@@ -82,6 +82,8 @@ class Service:
         self.store: Store | None = None
         self.listening_since = time.time()
         self._ticker: asyncio.Task[None] | None = None
+        #: called once the server runs (uvicorn handles signals from then on)
+        self.on_start: Callable[[], None] = lambda: None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -117,6 +119,7 @@ class Service:
     @asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         self._ticker = asyncio.create_task(self._tick())
+        self.on_start()
         try:
             yield
         finally:
