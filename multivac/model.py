@@ -116,6 +116,8 @@ class Classification:
     line_number: int | None
     evidence: str
     excerpt: str = ""
+    also: str = ""  # types of steps that failed after the cause, comma-separated
+    signature: str = ""  # short hash of the normalised evidence (signature.py)
 
 
 @dataclass(frozen=True)
