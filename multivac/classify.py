@@ -34,7 +34,14 @@ import yaml
 from multivac import prefilter as _prefilter
 from multivac.errors import RuleError
 from multivac.layout import GH, PLAIN, Layout, detect_layout
-from multivac.logstream import CONTROL_CLASS, clean_bytes, clean_text, raw_blocks
+from multivac.logstream import (
+    CONTROL_CLASS,
+    CONTROL_DELETE,
+    MAX_LINE,
+    clean_bytes,
+    clean_text,
+    raw_blocks,
+)
 from multivac.model import Classification
 from multivac.prefilter import active_engine, available_engines, unanchored
 from multivac.signature import signature
@@ -466,7 +473,11 @@ class _Scan:
             for pattern in listener.patterns:
                 self.listener_patterns += (pattern,)
                 self.listener_of.append(index)
-        self.listener_set = _compile_set(list(self.listener_patterns))
+        listener_set = _compile_set(list(self.listener_patterns))
+        # the compiled sets' own Match, on bytes: the wrapper would encode each line again
+        self.listener_set: Any = listener_set._set.Match if listener_set is not None else None
+        self.rule_set: Any = catalog._log_set._set.Match if catalog._log_set is not None else None
+        self.rule_of = catalog._log_rules
         self.layout: Layout | None = None
         self.search: Any = None
         self.errorish: Any = None
@@ -490,7 +501,10 @@ class _Scan:
                 self.engine, self.layout.kind, self.listener_patterns
             ).lines
             if self.layout.kind == PLAIN:
-                self.errorish = re2.compile("|".join(f"(?:{p})" for p in ERRORISH), _options())
+                options = _options()
+                self.errorish = re2.compile(
+                    "|".join(f"(?:{p})" for p in ERRORISH).encode("utf-8"), options
+                ).search
         cursor = 0
         line_at_cursor = self.lines + 1
         find, count = block.find, block.count
@@ -506,55 +520,70 @@ class _Scan:
             self.sections[self.section] = _Section(header, _names_step(header, self.step_name))
 
     def _line(self, block: bytes, start: int, end: int, line_no: int) -> None:
+        # The hot path: work on bytes, decode only what is kept (evidence, headers).
         layout = self.layout
         assert layout is not None
-        step, body = layout.split(block[start:end])
-        text = clean_bytes(body)
+        step, raw = layout.split(block[start : min(end, start + MAX_LINE + 256)])
+        if raw[:3] == b"\xef\xbb\xbf":
+            raw = raw[3:]
+        raw = raw[:MAX_LINE].translate(None, CONTROL_DELETE)
+        if not raw.isascii():
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raw = raw.decode("utf-8", "replace").encode("utf-8")
         if layout.markers:
             if layout.kind == GH:
                 if step != self.step_column:
                     self.step_column = step
                     self._new_section(step.decode("utf-8", "replace"))
-            elif text.startswith("##[group]Run "):
-                self._new_section(text[len("##[group]Run ") :].strip())
-            elif text.startswith("Post job cleanup."):
+            elif raw.startswith(b"##[group]Run "):
+                self._new_section(raw[len(b"##[group]Run ") :].decode("utf-8", "replace").strip())
+            elif raw.startswith(b"Post job cleanup."):
                 self._new_section("Post job cleanup")
-            marker = text.lstrip()
-            if marker.startswith(("##[error]", "Error: ")):
-                section = self.sections.get(self.section)
-                if STEP_FAILED.match(marker):
-                    if section is not None and section.failed_at is None:
-                        section.failed_at = line_no
-                    if self.first_failed is None:
-                        self.first_failed = self.section
-                        self.marker_at = (block, start)
-                elif marker.startswith("##[error]"):
-                    if section is not None:
-                        section.error_at = line_no
-                    self.last_error = self.section
-                    if self.first_failed is None:
-                        self.marker_at = (block, start)
-        hits = self.catalog.matching(text)
-        if hits or (self.errorish is not None and self.errorish.search(text)):
+            marker = raw.lstrip()
+            if marker.startswith((b"##[error]", b"Error: ")):
+                self._marker(marker, line_no, block, start)
+        found = self.rule_set(raw) if self.rule_set is not None else None
+        if found or (self.errorish is not None and self.errorish(raw)):
             if line_no - self.last_errorish > GAP:
                 self.block += 1
             self.last_errorish = line_no
             self.errorish_at = (block, start)
-        for index in hits:
-            key = (self.section, self.block, index)
-            if key in self.matches:
-                continue  # the first match of a rule in a stretch is usually the cause
-            if len(self.matches) >= MAX_TRACKED:
-                self._prune()
+        if found:
+            text = raw.decode("utf-8")
+            for hit in found:
+                index = self.rule_of[hit]
+                key = (self.section, self.block, index)
+                if key in self.matches:
+                    continue  # the first match of a rule in a stretch is usually the cause
                 if len(self.matches) >= MAX_TRACKED:
-                    continue
-            excerpt = _around(layout, block, start)
-            self.matches[key] = _Match(index, line_no, self.section, self.block, text, excerpt)
+                    self._prune()
+                    if len(self.matches) >= MAX_TRACKED:
+                        continue
+                excerpt = _around(layout, block, start)
+                self.matches[key] = _Match(index, line_no, self.section, self.block, text, excerpt)
         if self.listener_set is not None:
-            hit = self.listener_set.Match(text)
-            if hit:
-                for index in sorted({self.listener_of[i] for i in hit}):
+            heard = self.listener_set(raw)
+            if heard:
+                text = raw.decode("utf-8")
+                for index in sorted({self.listener_of[i] for i in heard}):
                     self.listeners[index].feed(text, line_no)
+
+    def _marker(self, marker: bytes, line_no: int, block: bytes, start: int) -> None:
+        section = self.sections.get(self.section)
+        if STEP_FAILED.match(marker.decode("utf-8", "replace")):
+            if section is not None and section.failed_at is None:
+                section.failed_at = line_no
+            if self.first_failed is None:
+                self.first_failed = self.section
+                self.marker_at = (block, start)
+        elif marker.startswith(b"##[error]"):
+            if section is not None:
+                section.error_at = line_no
+            self.last_error = self.section
+            if self.first_failed is None:
+                self.marker_at = (block, start)
 
     def _prune(self) -> None:
         """Forget matches that can no longer decide: outside any failed or named step,

@@ -29,10 +29,10 @@ def clean_text(text: str) -> str:
 
 
 _TIMESTAMP_BYTES = re.compile(rb"^(?:\xef\xbb\xbf)?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ?")
-# the rest of an escape sequence after its ESC byte (CSI, OSC, or a two-byte sequence)
-_ANSI_TAIL = re.compile(rb"\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*\x07?|[@-Z\\-_]")
-_CONTROL_DELETE = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F])
+_ANSI_BYTES = re.compile(rb"\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+CONTROL_DELETE = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F])
 #: control bytes a line may still hold after `tidy` (lines with them are always checked)
+CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x1B), *range(0x1C, 0x20), 0x7F])
 CONTROL_CLASS = r"[\x00-\x08\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f]"
 
 
@@ -44,20 +44,8 @@ def clean_line(raw: bytes) -> str:
 
 def clean_bytes(raw: bytes) -> str:
     """Text of a line whose prefix (columns, timestamp) is already gone."""
-    text = raw[:MAX_LINE].translate(None, _CONTROL_DELETE).decode("utf-8", "replace")
+    text = raw[:MAX_LINE].translate(None, CONTROL_DELETE).decode("utf-8", "replace")
     return text.lstrip("\ufeff")
-
-
-def _strip_ansi(block: bytes) -> bytes:
-    # splitting on ESC and trimming each piece's head is several times faster than a
-    # regular-expression substitution over the whole block
-    parts = block.split(b"\x1b")
-    match = _ANSI_TAIL.match
-    out = [parts[0]]
-    for part in parts[1:]:
-        found = match(part)
-        out.append(part[found.end() :] if found is not None else part)
-    return b"".join(out)
 
 
 def tidy(block: bytes) -> bytes:
@@ -68,7 +56,7 @@ def tidy(block: bytes) -> bytes:
         if b"\r" in block:
             block = block.replace(b"\r", b" ")  # progress bars: keep GitHub's line numbers
     if b"\x1b" in block:
-        block = _strip_ansi(block)
+        block = _ANSI_BYTES.sub(b"", block)
     return block
 
 
