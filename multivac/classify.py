@@ -460,12 +460,15 @@ class _Scan:
         self,
         catalog: Catalog,
         step_name: str | None,
+        step_number: int | None,
         listeners: Sequence[LineListener],
         engine: str | None,
     ) -> None:
         self.catalog = catalog
         self.engine = engine or active_engine()
         self.step_name = step_name
+        self.step_number = step_number if step_name else None
+        self.run_sections: list[int] = []
         self.listeners = list(listeners)
         self.listener_patterns: tuple[str, ...] = ()
         self.listener_of: list[int] = []
@@ -539,6 +542,8 @@ class _Scan:
                     self._new_section(step.decode("utf-8", "replace"))
             elif raw.startswith(b"##[group]Run "):
                 self._new_section(raw[len(b"##[group]Run ") :].decode("utf-8", "replace").strip())
+                if len(self.run_sections) < MAX_TRACKED:
+                    self.run_sections.append(self.section)
             elif raw.startswith(b"Post job cleanup."):
                 self._new_section("Post job cleanup")
             marker = raw.lstrip()
@@ -624,12 +629,26 @@ class _Scan:
     def _failed_section(self) -> int | None:
         if self.step_name:
             named = [n for n, s in sorted(self.sections.items()) if s.named]
-            failing = [n for n in named if self.sections[n].failed_at or self.sections[n].error_at]
+            failing = [n for n in named if self._failing(n)]
             if failing or named:
                 return (failing or named)[0]
+            # A named step's header shows its command, not its name. Step 1 is "Set up
+            # job" and each later step that ran opens one `Run` section, so the failed
+            # step is usually the (number - 1)-th of them: take it when it did fail. That
+            # keeps an earlier step that failed under continue-on-error from being taken.
+            if self.step_number is not None and 2 <= self.step_number <= len(self.run_sections) + 1:
+                candidate = self.run_sections[self.step_number - 2]
+                if self._failing(candidate):
+                    return candidate
         if self.first_failed is not None:
             return self.first_failed
         return self.last_error
+
+    def _failing(self, number: int) -> bool:
+        section = self.sections.get(number)
+        return section is not None and (
+            section.failed_at is not None or section.error_at is not None
+        )
 
     def result(self) -> tuple[Classification | None, str]:
         layout = self.layout
@@ -731,7 +750,9 @@ def scan_log(
     conclusion `success`, so it is never taken for the cause. `listeners` read the same
     pass: their patterns join the prefilter, and every cleaned line one of them may match
     is passed to its `feed`. `engine` forces 'hyperscan' or 're2' (tests, benchmarks)."""
-    scan = _Scan(catalog, _step_name(steps, failed_step_number), listeners, engine)
+    scan = _Scan(
+        catalog, _step_name(steps, failed_step_number), failed_step_number, listeners, engine
+    )
     for block in raw_blocks(chunks):
         scan.feed(block)
     return scan.result()

@@ -32,6 +32,7 @@ import re2
 
 from multivac.logstream import CONTROL_BYTES, CONTROL_CLASS
 
+_hs: Any
 try:  # the optional fast engine: wheels exist for most but not all platforms
     import hyperscan as _hs
 except ImportError:  # pragma: no cover - depends on the platform
@@ -367,7 +368,8 @@ def _hs_database(expressions: list[bytes], flags: list[int]) -> Any:
     peak; loading the serialised database takes a millisecond. The cache key covers the
     expressions, flags and Hyperscan's version; a damaged entry is compiled again."""
     assert _hs is not None
-    digest = hashlib.sha256(repr((_hs.__version__, expressions, flags)).encode()).hexdigest()
+    key = repr((getattr(_hs, "__version__", ""), expressions, flags))
+    digest = hashlib.sha256(key.encode()).hexdigest()
     folder = cache_dir()
     path = folder / f"hs-{digest[:24]}.db"
     try:
@@ -429,7 +431,8 @@ def _hs_scanner(expressions: list[bytes], flags: list[int]) -> Callable[[bytes],
 def _hs_compiles(regex: str) -> int | None:
     """Hyperscan flags that compile the regex alone, or None if Hyperscan refuses it."""
     assert _hs is not None
-    for flags in (_hs.HS_FLAG_PREFILTER, _hs.HS_FLAG_PREFILTER | _hs.HS_FLAG_UTF8):
+    options: tuple[int, ...] = (_hs.HS_FLAG_PREFILTER, _hs.HS_FLAG_PREFILTER | _hs.HS_FLAG_UTF8)
+    for flags in options:
         try:
             db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
             db.compile(expressions=[regex.encode("utf-8")], flags=flags)
