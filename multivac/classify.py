@@ -120,6 +120,8 @@ ERRORISH = (
     r"^\s+File \".*\", line \d+",  # Python frames
     r"^\s*#\d+ +0x[0-9a-f]+ ",  # gdb and sanitizer frames
     r"^\s*\.\.\. \d+ more$",
+    r"^goroutine \d+ \[",  # Go stack dumps
+    r"^\t\S+\.go:\d+ \+0x[0-9a-f]+$",
     r"^Caused by: ",
 )
 
