@@ -30,7 +30,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from multivac.classify import available_engines, classify_log, load_catalog  # noqa: E402
+from multivac.classify import Catalog, available_engines, classify_log, load_catalog  # noqa: E402
 
 EVAL = ROOT / "bench" / "eval"
 TS = "2026-10-01T12:{:02d}:{:02d}.{:07d}Z "
@@ -44,8 +44,18 @@ class Case:
     layout: str = "github"
 
 
-def load_cases() -> list[Case]:
+def load_cases(which: str = "development") -> list[Case]:
+    """The development set (real outputs and cases.yaml, used to find general gaps in the
+    catalog) or the holdout set (holdout.yaml, never used to change a rule)."""
     cases = []
+    if which == "holdout":
+        data = yaml.safe_load((EVAL / "holdout.yaml").read_text(encoding="utf-8"))
+        return [
+            Case(
+                f"holdout:{i}:{e['type']}", e["type"], tuple(e["lines"]), e.get("layout", "github")
+            )
+            for i, e in enumerate(data, 1)
+        ]
     for path in sorted((EVAL / "outputs").glob("*.txt")):
         kind, _, name = path.stem.partition("__")
         text = path.read_text(encoding="utf-8")
@@ -221,10 +231,16 @@ def main() -> None:
     parser.add_argument("--engine", choices=available_engines(), default=None)
     args = parser.parse_args()
     catalog = load_catalog()
+    for which in ("development", "holdout"):
+        evaluate(which, catalog, args.engine, args.verbose)
+
+
+def evaluate(which: str, catalog: Catalog, engine: str | None, verbose: bool) -> None:
     rng = random.Random(20261129)
+    cases = load_cases(which)
     total = right = on_error = 0
     by_layout: dict[str, list[int]] = {}
-    for case in load_cases():
+    for case in cases:
         # the failure's own output: not the filler, the summaries or the other steps
         error_lines = {normal(line) for line in case.lines if line.strip()}
         jobs: list[tuple[str, bytes, dict[str, object]]] = []
@@ -237,7 +253,7 @@ def main() -> None:
             jobs.append(("gh", render_gh(job), known if rng.random() < 0.5 else {}))
             jobs.append(("console", render_console(case, rng), {}))
         for layout, data, known in jobs:
-            found = classify_log([data], catalog, engine=args.engine, **known)  # type: ignore[arg-type]
+            found = classify_log([data], catalog, engine=engine, **known)  # type: ignore[arg-type]
             kind = found.type if found else "unknown_failure"
             good_type = kind == case.type
             good_line = found is not None and normal(found.evidence) in error_lines
@@ -248,16 +264,16 @@ def main() -> None:
             tally[0] += 1
             tally[1] += good_type
             tally[2] += good_line
-            if args.verbose and not (good_type and good_line):
+            if verbose and not (good_type and good_line):
                 evidence = found.evidence[:110] if found else ""
                 print(f"MISS {case.name} [{layout}] want {case.type}, got {kind}: {evidence}")
-    print(f"failed jobs: {total} ({len(load_cases())} held-out failures)")
+    print(f"{which} set: {total} failed jobs from {len(cases)} failures")
     for layout, (count, good, line) in sorted(by_layout.items()):
         print(
             f"  {layout:<8} {count:4d} jobs  type {good / count:6.1%}  evidence {line / count:6.1%}"
         )
-    print(f"right type:              {right / total:.1%}")
-    print(f"evidence on error line:  {on_error / total:.1%}")
+    print(f"  right type:              {right / total:.1%}")
+    print(f"  evidence on error line:  {on_error / total:.1%}")
 
 
 if __name__ == "__main__":
