@@ -21,6 +21,8 @@ Among the matches there a cause beats a symptom (a rule marked `symptom: true`, 
 
 from __future__ import annotations
 
+import os
+import pickle
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +45,7 @@ from multivac.logstream import (
     raw_blocks,
 )
 from multivac.model import Classification
-from multivac.prefilter import active_engine, available_engines, unanchored
+from multivac.prefilter import active_engine, available_engines, engine_status, unanchored
 from multivac.signature import signature
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "classify_file",
     "classify_log",
     "classify_text",
+    "engine_status",
     "load_catalog",
     "scan_log",
     "shipped_packs",
@@ -87,6 +90,10 @@ GAP = 30  # error-looking lines at most this far apart form one block
 BLOCKS_BACK = 3  # in console logs, how many blocks back from the last one may decide
 MAX_EVIDENCE = 500
 MAX_TRACKED = 50_000  # matches remembered: bounds memory on huge logs
+PARALLEL_MIN = 48 << 20  # files at least this large are scanned by two processes
+CONTEXT_BEFORE = 31  # lines kept before a candidate line scanned in another process
+CONTEXT_AFTER = 5
+CONTEXT_BYTES = 8192
 GENERIC_ANNOTATION = re.compile(r"^Process completed with exit code \d+\.?$")
 
 # GitHub's own markers. A step that fails ends with one of the STEP_FAILED lines; any
@@ -118,7 +125,6 @@ ERRORISH = (
     r"(?i)\b(cannot|could not|unable to|not found|denied|refused|timed out|killed)\b",
     r"^\s+at \S+[(:]",  # Java, JavaScript, C# stack frames
     r"^\s+File \".*\", line \d+",  # Python frames
-    r"^\s*#\d+ +0x[0-9a-f]+ ",  # gdb and sanitizer frames
     r"^\s*\.\.\. \d+ more$",
     r"^goroutine \d+ \[",  # Go stack dumps
     r"^\t\S+\.go:\d+ \+0x[0-9a-f]+$",
@@ -427,6 +433,10 @@ def _evidence(line: str) -> str:
     return text[:MAX_EVIDENCE]
 
 
+# (line number in its stretch, the lines around it, where the line starts and ends there)
+_Candidate = tuple[int, bytes, int, int]
+
+
 @dataclass
 class _Match:
     rule: int
@@ -498,18 +508,55 @@ class _Scan:
         self.marker_at: tuple[bytes, int] | None = None  # where the failure marker is
         self.errorish_at: tuple[bytes, int] | None = None  # the last error-looking line
 
+    def prime(self, block: bytes) -> None:
+        """Learn the layout from the log's first block and build the prefilter for it."""
+        self.layout = detect_layout(block)
+        self.search = self.catalog.prefilter(
+            self.engine, self.layout.kind, self.listener_patterns
+        ).lines
+        if self.layout.kind == PLAIN:
+            options = _options()
+            self.errorish = re2.compile(
+                "|".join(f"(?:{p})" for p in ERRORISH).encode("utf-8"), options
+            ).search
+
+    def candidates(self, chunks: Iterable[bytes]) -> tuple[int, list[_Candidate]]:
+        """The candidate lines of a stretch of the log, each with the lines around it that
+        `_line` may keep as context, and the stretch's line count: the part of a scan
+        that needs no state, so another process can do it (see `_scan_file_in_two`)."""
+        assert self.layout is not None
+        items: list[_Candidate] = []
+        lines = 0
+        plain = self.layout.kind == PLAIN
+        for block in raw_blocks(chunks):
+            cursor = 0
+            line_at_cursor = lines + 1
+            for start in self.search(block):
+                line_no = line_at_cursor + block.count(b"\n", cursor, start)
+                cursor, line_at_cursor = start, line_no
+                end = min(block.find(b"\n", start), start + MAX_LINE + 256)
+                begin, stop = start, end
+                # 8 lines before for an excerpt; 31 where the line may mark the failure
+                wide = plain or b"##[error]" in block[start:end] or b"Error: " in block[start:end]
+                for _ in range(CONTEXT_BEFORE if wide else 8):
+                    previous = block.rfind(b"\n", 0, max(begin - 1, 0))
+                    if previous < 0 or start - previous > CONTEXT_BYTES:
+                        begin = 0 if previous < 0 and start <= CONTEXT_BYTES else begin
+                        break
+                    begin = previous + 1
+                for _ in range(CONTEXT_AFTER):
+                    following = block.find(b"\n", stop + 1)
+                    if following < 0 or following - end > CONTEXT_BYTES:
+                        break
+                    stop = following
+                items.append((line_no, block[begin : stop + 1], start - begin, end - begin))
+            lines = line_at_cursor - 1 + block.count(b"\n", cursor)
+        return lines, items
+
     def feed(self, block: bytes) -> None:
         """Scan one block of whole raw lines (tidied; timestamps still on)."""
         if self.layout is None:
-            self.layout = detect_layout(block)
-            self.search = self.catalog.prefilter(
-                self.engine, self.layout.kind, self.listener_patterns
-            ).lines
-            if self.layout.kind == PLAIN:
-                options = _options()
-                self.errorish = re2.compile(
-                    "|".join(f"(?:{p})" for p in ERRORISH).encode("utf-8"), options
-                ).search
+            self.prime(block)
         cursor = 0
         line_at_cursor = self.lines + 1
         find, count = block.find, block.count
@@ -775,9 +822,18 @@ def classify_log(
     return found
 
 
-def _file_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
+def _file_chunks(
+    path: Path, size: int = 1 << 20, start: int = 0, end: int | None = None
+) -> Iterator[bytes]:
     with open(path, "rb") as handle:
-        while chunk := handle.read(size):
+        handle.seek(start)
+        left = None if end is None else end - start
+        while left is None or left > 0:
+            chunk = handle.read(size if left is None else min(size, left))
+            if not chunk:
+                break
+            if left is not None:
+                left -= len(chunk)
             yield chunk
 
 
@@ -785,7 +841,58 @@ def classify_file(
     path: str | Path, catalog: Catalog, *, engine: str | None = None
 ) -> Classification | None:
     """Classify a log file: downloaded from GitHub, `gh run view --log`, or any console."""
-    return classify_log(_file_chunks(Path(path)), catalog, engine=engine)
+    path = Path(path)
+    size = path.stat().st_size
+    if size >= PARALLEL_MIN and hasattr(os, "fork") and (os.cpu_count() or 1) > 1:
+        scan = _Scan(catalog, None, None, (), engine)
+        if _scan_file_in_two(path, size, scan):
+            return scan.result()[0]
+    return classify_log(_file_chunks(path), catalog, engine=engine)
+
+
+def _scan_file_in_two(path: Path, size: int, scan: _Scan) -> bool:
+    """Scan a large file with a second process: a forked child finds the candidate lines
+    of the second half (prefilter, line counting, tidying: most of the work) while this
+    process scans the first half; then the child's candidates are read in order, so the
+    answer is exactly that of one pass. False, with `scan` untouched, when it cannot."""
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 20)
+        handle.seek(size // 2)
+        cut = handle.read(1 << 20).find(b"\n")
+    if cut < 0 or not head:
+        return False
+    middle = size // 2 + cut + 1
+    first = next(raw_blocks([head[: head.rfind(b"\n") + 1] or head]), b"")
+    scan.prime(first)
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: candidates of the second half, pickled to the parent
+        code = 0
+        try:
+            os.close(reader)
+            with os.fdopen(writer, "wb") as out:
+                pickle.dump(scan.candidates(_file_chunks(path, start=middle)), out, protocol=5)
+        except BaseException:
+            code = 1
+        os._exit(code)
+    os.close(writer)
+    try:
+        for block in raw_blocks(_file_chunks(path, end=middle)):
+            scan.feed(block)
+        with os.fdopen(reader, "rb") as pipe:
+            data = pipe.read()
+    finally:
+        _pid, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0 or not data:
+        for block in raw_blocks(_file_chunks(path, start=middle)):
+            scan.feed(block)  # the child failed: this process reads the rest itself
+        return True
+    count, items = pickle.loads(data)  # from our own child, never from outside
+    base = scan.lines
+    for line_no, window, start, end in items:
+        scan._line(window, start, end, base + line_no)
+    scan.lines = base + count
+    return True
 
 
 def classify_text(

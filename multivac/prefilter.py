@@ -44,6 +44,7 @@ __all__ = [
     "Prefilter",
     "active_engine",
     "available_engines",
+    "engine_status",
     "factors_of",
     "unanchored",
 ]
@@ -69,6 +70,17 @@ def active_engine() -> str:
     if wanted in usable:
         return wanted
     return usable[0]
+
+
+def engine_status() -> str:
+    """One line for `multivac doctor`: the engine in use and, if Hyperscan is missing, how
+    to get it (classification gives the same types either way)."""
+    engine = active_engine()
+    if engine == "hyperscan":
+        return f"hyperscan {getattr(_hs, '__version__', '')}".strip()
+    if _hs is None:
+        return "re2 (Hyperscan not installed: pip install 'multivac[fast]' for faster scans)"
+    return "re2 (chosen by MULTIVAC_ENGINE)"
 
 
 def _re2_options() -> Any:

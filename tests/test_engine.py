@@ -441,3 +441,63 @@ def test_listeners_read_the_same_pass(engine: str, layout: str) -> None:
     found, _context = scan_log([data], CATALOG, listeners=[listener], engine=engine)
     assert found is not None and found.type == "test_failure"
     assert listener.seen == [("TestBad", first), ("TestBad/sub", first + 1)]
+
+
+# ---------------------------------------------------------------------------- two processes
+
+
+def big_job() -> bytes:
+    noise = [f"[{i:4d}/9000] compiling module_{i}.c" for i in range(9000)]
+    return github(
+        ("./configure", ["conftest.c:1:10: fatal error: 'blosc.h' file not found", *noise], None),
+        ("make -j2", noise[:4000], None),
+        ("make test", [*noise[:3000], *real("segfault-under-runner.txt")], 2),
+        ("./notify.sh", ["curl: (6) Could not resolve host: chat.example.com"], 6),
+    )
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_large_file_scanned_by_two_processes_gives_the_one_pass_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str
+) -> None:
+    import multivac.classify as engine_module
+
+    path = tmp_path / "job.log"
+    path.write_bytes(big_job())
+    one_pass = classify_log([path.read_bytes()], CATALOG, engine=engine)
+    monkeypatch.setattr(engine_module, "PARALLEL_MIN", 1)
+    two = classify_file(path, CATALOG, engine=engine)
+    assert one_pass is not None and one_pass.type == "crash"
+    assert two == one_pass
+    assert two.also == "network_error"
+
+
+def test_a_failed_helper_process_falls_back_to_one_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multivac.classify as engine_module
+
+    def broken(*_args: object) -> object:
+        raise RuntimeError("the child breaks")
+
+    path = tmp_path / "job.log"
+    path.write_bytes(big_job())
+    monkeypatch.setattr(engine_module, "PARALLEL_MIN", 1)
+    monkeypatch.setattr(engine_module._Scan, "candidates", broken)
+    found = classify_file(path, CATALOG)
+    assert found == classify_log([path.read_bytes()], CATALOG)
+
+
+def test_the_shipped_catalog_prefilters_with_literals_only() -> None:
+    # a pattern without a literal factor costs a second scan of every log
+    for kind in (GITHUB, GH, PLAIN):
+        assert TARANTOOL.prefilter("re2", kind).regexes == []
+
+
+def test_engine_status_names_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    from multivac.classify import engine_status
+
+    monkeypatch.setenv("MULTIVAC_ENGINE", "re2")
+    assert engine_status().startswith("re2")
+    monkeypatch.delenv("MULTIVAC_ENGINE")
+    assert engine_status().startswith(ENGINES[0])
