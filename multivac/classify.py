@@ -94,6 +94,7 @@ PARALLEL_MIN = 48 << 20  # files at least this large are scanned by two processe
 CONTEXT_BEFORE = 31  # lines kept before a candidate line scanned in another process
 CONTEXT_AFTER = 5
 CONTEXT_BYTES = 8192
+MAX_CONTEXTS = 1000  # failure-marker contexts kept per log (each at most 4 KB)
 GENERIC_ANNOTATION = re.compile(r"^Process completed with exit code \d+\.?$")
 
 # GitHub's own markers. A step that fails ends with one of the STEP_FAILED lines; any
@@ -115,7 +116,6 @@ _MARKER_PATTERNS = (
     r"The action has timed out",
     r"The operation was canceled",
     r"The runner has received a shutdown signal",
-    r"^Post job cleanup\.",
     CONTROL_CLASS,  # control bytes may hide a factor: such lines are always checked
 )
 # Lines that look like an error in a console log. They only delimit where the job
@@ -453,6 +453,7 @@ class _Section:
     named: bool = False  # its header is the failed step's name
     failed_at: int | None = None  # first step-failure marker (exit code, timeout)
     error_at: int | None = None  # last other ##[error] line
+    context: str = ""  # cleaned lines up to its last failure marker
 
 
 def _names_step(header: str, step_name: str | None) -> bool:
@@ -505,7 +506,7 @@ class _Scan:
         self.matches: dict[tuple[int, int, int], _Match] = {}
         self.first_failed: int | None = None  # section of the first step-failure marker
         self.last_error: int | None = None  # section of the last other ##[error]
-        self.marker_at: tuple[bytes, int] | None = None  # where the failure marker is
+        self.contexts = 0  # sections that keep the lines before their failure marker
         self.errorish_at: tuple[bytes, int] | None = None  # the last error-looking line
 
     def prime(self, block: bytes) -> None:
@@ -593,8 +594,6 @@ class _Scan:
                 self._new_section(raw[len(b"##[group]Run ") :].decode("utf-8", "replace").strip())
                 if len(self.run_sections) < MAX_TRACKED:
                     self.run_sections.append(self.section)
-            elif raw.startswith(b"Post job cleanup."):
-                self._new_section("Post job cleanup")
             marker = raw.lstrip()
             if marker.startswith((b"##[error]", b"Error: ")):
                 self._marker(marker, line_no, block, start)
@@ -626,18 +625,24 @@ class _Scan:
 
     def _marker(self, marker: bytes, line_no: int, block: bytes, start: int) -> None:
         section = self.sections.get(self.section)
-        if STEP_FAILED.match(marker.decode("utf-8", "replace")):
+        failed = STEP_FAILED.match(marker.decode("utf-8", "replace")) is not None
+        if failed:
             if section is not None and section.failed_at is None:
                 section.failed_at = line_no
             if self.first_failed is None:
                 self.first_failed = self.section
-                self.marker_at = (block, start)
         elif marker.startswith(b"##[error]"):
             if section is not None:
                 section.error_at = line_no
             self.last_error = self.section
-            if self.first_failed is None:
-                self.marker_at = (block, start)
+        else:
+            return
+        if section is not None and self.contexts < MAX_CONTEXTS:
+            # the lines up to the section's last failure marker: kept for an unknown failure
+            # so that rules written later can read it (bounded: a few KB per section)
+            assert self.layout is not None
+            section.context = _around(self.layout, block, start, before=30, after=0)
+            self.contexts += 1
 
     def _prune(self) -> None:
         """Forget matches that can no longer decide: outside any failed or named step,
@@ -717,7 +722,8 @@ class _Scan:
                 kind = self.catalog.rules[later.rule].type if later is not None else UNKNOWN
                 if kind not in also:
                     also.append(kind)
-            where = self.marker_at
+            kept = self.sections.get(failed)
+            context = kept.context if kept is not None else ""
         else:
             # nothing says which step failed: the last block of error-looking lines that
             # holds a match, a few blocks back at most
@@ -729,7 +735,7 @@ class _Scan:
                 if best is not None:
                     break
             where = self.errorish_at
-        context = _around(layout, where[0], where[1], before=30, after=0) if where else ""
+            context = _around(layout, where[0], where[1], before=30, after=0) if where else ""
         if best is None:
             return None, context
         rule = self.catalog.rules[best.rule]

@@ -239,7 +239,7 @@ def test_a_passing_step_that_prints_error_usage_is_not_the_failure(engine: str) 
         (real("java-class-version.txt"), "dependency_error", "UnsupportedClassVersionError"),
         (real("javac-release.txt"), "dependency_error", "release version 99 not supported"),
         (real("maven-offline-resolution.txt"), "dependency_error", "Could not resolve depend"),
-        (real("maven-compile-error.txt"), "dependency_error", "could not be resolved"),
+        (real("maven-plugin-resolution.txt"), "dependency_error", "could not be resolved"),
         (real("npm-node-test.txt"), "test_failure", "not ok 1 - adds"),
         (real("ruby-minitest.txt"), "test_failure", "1) Failure:"),
         (real("ruby-load-error.txt"), "dependency_error", "cannot load such file"),
