@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -414,7 +415,9 @@ def _hs_scanner(expressions: list[bytes], flags: list[int]) -> Callable[[bytes],
     if not expressions:
         return lambda _block: []
     database = _hs_database(expressions, flags)
-    scratch = _hs.Scratch(database)
+    # a scratch space serves one scan at a time: one per thread (gather classifies logs
+    # in several threads, and a match callback may let another thread run)
+    local = threading.local()
 
     def scan(block: bytes) -> list[int]:
         ends: list[int] = []
@@ -423,6 +426,9 @@ def _hs_scanner(expressions: list[bytes], flags: list[int]) -> Callable[[bytes],
         def on_match(_id: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
             add(end)
 
+        scratch = getattr(local, "scratch", None)
+        if scratch is None:
+            scratch = local.scratch = _hs.Scratch(database)
         database.scan(block, match_event_handler=on_match, scratch=scratch)
         starts: list[int] = []
         line_end = -1

@@ -501,3 +501,13 @@ def test_engine_status_names_the_engine(monkeypatch: pytest.MonkeyPatch) -> None
     assert engine_status().startswith("re2")
     monkeypatch.delenv("MULTIVAC_ENGINE")
     assert engine_status().startswith(ENGINES[0])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_one_catalog_serves_many_threads(engine: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = github(("go test ./...", real("go-test-build-failed.txt") * 200, 1))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = set(pool.map(lambda _: classify_log([data], CATALOG, engine=engine), range(16)))
+    assert len(answers) == 1
