@@ -232,13 +232,12 @@ def main() -> None:
             wall, lat, refused = drive(port, clients, 0, args.baseline_events // clients)
         finally:
             stop(proc)
-        baseline = report("baseline (uvicorn + Starlette, answers 202, no work)", wall, lat, refused)
+        name = "baseline (uvicorn + Starlette, answers 202, no work)"
+        baseline = report(name, wall, lat, refused)
 
         print(f"before serve: {load()}")
         out = Path(tmp) / "out.lp"
-        proc, port = start(
-            [sys.executable, "-c", SERVE_APP, str(out), args.loop, args.http], env
-        )
+        proc, port = start([sys.executable, "-c", SERVE_APP, str(out), args.loop, args.http], env)
         try:
             _, warm, refused_warm = drive(port, clients, 0, first)
             time.sleep(1.5)  # records of the first events are written
@@ -250,7 +249,8 @@ def main() -> None:
         finally:
             stop(proc)
         total = len(warm) + len(lat)
-        rate = report(f"serve ({total} events, the first {len(warm)} as warm-up)", wall, lat, refused)
+        name = f"serve ({total} events, the first {len(warm)} as warm-up)"
+        rate = report(name, wall, lat, refused)
         print(f"ratio serve / baseline: {rate / baseline:.2f}")
         print(
             f"RSS after {len(warm)} events: {rss_first:.1f} MiB; after {total}: "

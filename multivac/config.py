@@ -332,6 +332,7 @@ class GatherPlan:
     rules: tuple[str, ...] = ()
     fetch_logs: bool = True
     concurrency: int = 4
+    log_archive_mb: int = 2048
 
     @property
     def records_coverage(self) -> bool:
@@ -361,6 +362,7 @@ def plan_gather(
     concurrency: int = 4,
     max_wait: str = "15m",
     state: Path | None = None,
+    log_archive_mb: int | None = None,
 ) -> GatherPlan:
     """Resolve and check a gather's flags against the environment."""
     from multivac.sinks import Format
@@ -390,7 +392,22 @@ def plan_gather(
         rules=rule_sources(rules, env),
         fetch_logs=fetch_logs,
         concurrency=concurrency,
+        log_archive_mb=archive_budget(env, log_archive_mb),
     )
+
+
+def archive_budget(env: Environment, flag: int | None) -> int:
+    """Megabytes of failed jobs' logs to keep (--log-archive-mb, MULTIVAC_LOG_ARCHIVE_MB)."""
+    if flag is not None:
+        return flag
+    found = env.lookup("MULTIVAC_LOG_ARCHIVE_MB")
+    if found is None:
+        return 2048
+    if not found.value.strip().isdigit():
+        raise ConfigError(
+            f"MULTIVAC_LOG_ARCHIVE_MB must be a whole number of megabytes, got {found.value!r}."
+        )
+    return int(found.value)
 
 
 @dataclass(frozen=True)
@@ -501,6 +518,7 @@ class ServePlan:
     create_bucket: bool = False
     rules: tuple[str, ...] = ()
     fetch_logs: bool = True
+    log_archive_mb: int = 2048
 
 
 def webhook_secret(env: Environment, insecure: bool) -> Secret | None:
@@ -553,4 +571,5 @@ def plan_serve(
         create_bucket=create_bucket,
         rules=rule_sources(rules, env),
         fetch_logs=fetch_logs,
+        log_archive_mb=archive_budget(env, None),
     )

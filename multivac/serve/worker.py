@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from multivac.archive import LogArchive
 from multivac.classify import Catalog
 from multivac.config import ServePlan, redact
 from multivac.errors import MultivacError
@@ -86,6 +87,9 @@ class Worker:
                         repos=(), since=None, until=datetime.now(UTC), lean=self.plan.lean
                     ),
                     self.catalog,
+                    archive=LogArchive(
+                        self.plan.state_dir / "logs", self.plan.log_archive_mb << 20
+                    ),
                     notify=self.log,
                 )
                 self._loop(store, gatherer)
