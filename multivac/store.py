@@ -634,7 +634,17 @@ class Store:
         with self._transaction() as tx:
             if not self._take_delivery(delivery):
                 return tx.commit_unless(True)
-            self._write(_UPSERT_RUN, [_run_values(run, complete, self.github)])
+            # a gather that already took this very attempt keeps it as gathered
+            self._write(
+                _UPSERT_RUN.replace(
+                    "jobs_complete=excluded.jobs_complete",
+                    "jobs_complete=CASE WHEN runs.run_attempt = excluded.run_attempt "
+                    "AND runs.updated_at IS excluded.updated_at "
+                    "THEN max(runs.jobs_complete, excluded.jobs_complete) "
+                    "ELSE excluded.jobs_complete END",
+                ),
+                [_run_values(run, complete, self.github)],
+            )
             return True
 
     def run_of(self, run_id: int) -> Run | None:

@@ -183,6 +183,17 @@ def test_a_run_from_a_webhook_counts_as_gathered_only_when_complete(tmp_path: Pa
         assert not store.take_run("d-2", run, complete=True)
 
 
+def test_a_run_a_gather_took_stays_gathered(tmp_path: Path) -> None:
+    run = make_run(1)
+    with Store.open(tmp_path) as store:
+        store.save_run(run, [make_job(7, run_id=1)], {})
+        assert store.take_run("d-1", run, complete=False)
+        assert store.known_run(run) is not None
+        rerun = make_run(1, run_attempt=2, updated_at=datetime(2026, 10, 2, tzinfo=UTC))
+        assert store.take_run("d-2", rerun, complete=False)
+        assert store.known_run(rerun) is None  # a new attempt: its jobs are not all known
+
+
 def test_settling_a_classification_takes_the_job_off_the_queue(tmp_path: Path) -> None:
     from multivac.model import Classification
 
