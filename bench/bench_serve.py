@@ -242,19 +242,27 @@ def main() -> None:
             _, warm, refused_warm = drive(port, clients, 0, first)
             time.sleep(1.5)  # records of the first events are written
             rss_first = rss_mib(proc.pid)
+            # the rest in two halves, to tell a plateau from a leak
             per_client = (args.events - first * clients) // clients
-            wall, lat, refused = drive(port, clients, first, per_client)
+            half = per_client // 2
+            wall1, lat1, refused1 = drive(port, clients, first, half)
+            time.sleep(1.5)
+            rss_half = rss_mib(proc.pid)
+            wall2, lat2, refused2 = drive(port, clients, first + half, per_client - half)
             time.sleep(1.5)
             rss_last = rss_mib(proc.pid)
+            wall, lat, refused = wall1 + wall2, lat1 + lat2, refused1 + refused2
         finally:
             stop(proc)
         total = len(warm) + len(lat)
         name = f"serve ({total} events, the first {len(warm)} as warm-up)"
         rate = report(name, wall, lat, refused)
         print(f"ratio serve / baseline: {rate / baseline:.2f}")
+        middle = len(warm) + len(lat1)
         print(
-            f"RSS after {len(warm)} events: {rss_first:.1f} MiB; after {total}: "
-            f"{rss_last:.1f} MiB; ratio {rss_last / rss_first:.2f}"
+            f"RSS after {len(warm)} events: {rss_first:.1f} MiB; after {middle}: "
+            f"{rss_half:.1f} MiB; after {total}: {rss_last:.1f} MiB; "
+            f"ratio last/first {rss_last / rss_first:.2f}, last/middle {rss_last / rss_half:.2f}"
         )
         records = len(out.read_text().splitlines()) if out.exists() else 0
         print(f"records written: {records} (jobs completed: {total // 3}, plus queue points)")
