@@ -231,6 +231,25 @@ def test_only_new_or_changed_points_are_written(tmp_path: Path) -> None:
         assert _fresh([flaky, failed], store) == []  # the newest record of a job counts
 
 
+# ---------------------------------------------------------------------------- metrics
+
+
+def test_metrics_text_and_a_bounded_set_of_ignored_names() -> None:
+    from multivac.serve.metrics import MAX_IGNORED_NAMES, Metrics
+
+    live = LiveState()
+    live.queued(1, 10, "ubuntu-latest", T0)
+    metrics = Metrics(live, lambda: 4)
+    for n in range(MAX_IGNORED_NAMES + 20):
+        metrics.ignore(f"event_{n}")
+    text = metrics.render().decode()
+    assert 'multivac_jobs_queued{runner_label="ubuntu-latest"} 1.0' in text
+    assert "multivac_worker_backlog 4.0" in text
+    assert 'multivac_deliveries_ignored_total{event="other"} 20.0' in text
+    assert text.count("multivac_deliveries_ignored_total{") == MAX_IGNORED_NAMES + 1
+    assert "_created" not in text
+
+
 # ---------------------------------------------------------------------------- plan
 
 

@@ -201,7 +201,7 @@ class Service:
             self.metrics.accepted.labels("ping").inc()
             return JSONResponse({"ok": "pong"})
         if event not in HANDLED_EVENTS:
-            self.metrics.ignored.labels(event[:64]).inc()
+            self.metrics.ignore(event)
             return JSONResponse({"ignored": f"event {event[:64]}"}, status_code=202)
         delivery = headers.get("x-github-delivery", "").strip()
         if not delivery or len(delivery) > 200:
@@ -234,7 +234,7 @@ class Service:
         else:
             taken = self._run(delivery, repo, str(action), subject)
         if taken is None:
-            self.metrics.ignored.labels(f"{event}.{action}"[:64]).inc()
+            self.metrics.ignore(f"{event}.{action}")
             return JSONResponse({"ignored": f"{event} {action}"}, status_code=202)
         if not taken:
             self.metrics.duplicates.inc()

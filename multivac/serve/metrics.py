@@ -10,7 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
@@ -18,6 +23,7 @@ from prometheus_client.registry import Collector
 from multivac.serve.live import LiveState
 
 CONTENT_TYPE: str = CONTENT_TYPE_LATEST
+MAX_IGNORED_NAMES = 100
 
 
 class _LiveCollector(Collector):
@@ -56,6 +62,9 @@ class _LiveCollector(Collector):
 
 class Metrics:
     def __init__(self, live: LiveState, backlog: Callable[[], int]) -> None:
+        # a `_created` gauge beside every counter only doubles the page (process-wide:
+        # serve is the only user of prometheus-client in its process)
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=False)
         registry = self.registry
         self.accepted = Counter(
@@ -90,7 +99,19 @@ class Metrics:
         self.sink_errors = Counter(
             "multivac_output_errors", "Batches of records the output refused.", registry=registry
         )
+        self._ignored_names: set[str] = set()
         registry.register(_LiveCollector(live, backlog))
+
+    def ignore(self, event: str) -> None:
+        """Count an event or action serve does not use, by name while few names have
+        been seen (a sender could otherwise invent any number of them)."""
+        name = event[:64]
+        if name not in self._ignored_names:
+            if len(self._ignored_names) >= MAX_IGNORED_NAMES:
+                name = "other"
+            else:
+                self._ignored_names.add(name)
+        self.ignored.labels(name).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
