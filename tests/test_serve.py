@@ -106,6 +106,9 @@ def test_a_job_queued_started_and_completed_is_one_record_and_the_queue_rises_an
         assert serve.gauge("multivac_jobs_running", runner_label=label) == 0
         assert serve.gauge("multivac_jobs_queued", runner_label=label) == 0
         assert serve.gauge("multivac_deliveries_accepted_total", event="workflow_job") == 3
+        health = serve.healthz()
+        assert health.status_code == 200, health.text
+        assert health.json()["output"]["detail"] == "InfluxDB answers"
         wait_until(lambda: job_points(vm))
     points = job_points(vm)
     assert len(points) == 1
@@ -559,7 +562,10 @@ def test_the_token_and_the_secret_never_appear(ghserver: FakeGitHub, tmp_path: P
         serve.post("workflow_job", completed_job(78), secret=None)
         serve.post("workflow_job", body=b"{not json")
         wait_until(lambda: serve.gauge("multivac_worker_backlog") == 0, timeout=30)
-        shown = [serve.metrics_text(), serve.healthz().text]
+        health = serve.healthz()
+        assert health.status_code == 503  # InfluxDB does not answer
+        assert health.json()["store"]["ok"] and not health.json()["output"]["ok"]
+        shown = [serve.metrics_text(), health.text]
     finally:
         serve.stop()
     texts = [serve.stderr, serve.stdout, *shown]
