@@ -730,3 +730,19 @@ def test_a_port_in_use_is_one_sentence(tmp_path: Path, cli: Invoke) -> None:
     assert result.exit_code == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_output_that_cannot_be_opened_is_one_sentence(tmp_path: Path, cli: Invoke) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    result = cli(
+        "serve",
+        "--port",
+        "0",
+        "-o",
+        str(blocked / "out.lp"),  # a file where a directory should be
+        env={"MULTIVAC_WEBHOOK_SECRET": SECRET, "MULTIVAC_STATE_DIR": str(tmp_path / "s")},
+    )
+    assert result.exit_code == 1
+    assert "cannot write" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

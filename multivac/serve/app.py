@@ -90,12 +90,17 @@ class Service:
     def open(self) -> None:
         """Open the store and the output and start the threads (in the thread that
         will run the event loop); raises a MultivacError when something cannot start."""
-        self.store = Store.open(self.plan.state_dir, github=self.plan.github.api_url)
-        kept = self.store.get_meta(LIVE_KEY)
-        if kept:
-            self.live.loads(kept, time.time())
-        self.store.forget_deliveries(time.time() - DELIVERY_MEMORY_S)
-        self.emitter.start()
+        store = Store.open(self.plan.state_dir, github=self.plan.github.api_url)
+        try:
+            kept = store.get_meta(LIVE_KEY)
+            if kept:
+                self.live.loads(kept, time.time())
+            store.forget_deliveries(time.time() - DELIVERY_MEMORY_S)
+            self.emitter.start()
+        except BaseException:
+            store.close()
+            raise
+        self.store = store
         if self.worker is not None:
             self.worker.start()
         self.listening_since = time.time()
