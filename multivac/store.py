@@ -682,11 +682,14 @@ class Store:
         return {row[0] for row in rows}
 
     def pending_queue(self) -> list[tuple[int, int]]:
-        """(job id, run id) of every job whose log is still to be read, oldest first."""
-        return [
-            (row[0], row[1])
-            for row in self.db.execute("SELECT job_id, run_id FROM pending ORDER BY since, job_id")
-        ]
+        """(job id, run id) of every job of this store's GitHub whose log is still to be
+        read, oldest first."""
+        rows = self.db.execute(
+            "SELECT p.job_id, p.run_id FROM pending p JOIN runs r ON r.id = p.run_id "
+            "WHERE r.github IN (?, '') ORDER BY p.since, p.job_id",
+            (self.github,),
+        )
+        return [(row[0], row[1]) for row in rows]
 
     def job_of(self, job_id: int) -> Job | None:
         row = self.db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()

@@ -207,6 +207,14 @@ def test_settling_a_classification_takes_the_job_off_the_queue(tmp_path: Path) -
         assert store.pending_jobs() == 1
 
 
+def test_the_queue_holds_only_jobs_of_the_stores_github(tmp_path: Path) -> None:
+    with Store.open(tmp_path, github="https://ghe.example.com/api/v3") as other:
+        other.take_job("d-1", "octo/app", make_job(7, run_id=1, conclusion="failure"), pending="x")
+    with Store.open(tmp_path, github="https://api.github.com") as store:
+        store.take_job("d-2", "octo/app", make_job(8, run_id=2, conclusion="failure"), pending="x")
+        assert store.pending_queue() == [(8, 2)]
+
+
 def test_old_deliveries_are_forgotten(tmp_path: Path) -> None:
     with Store.open(tmp_path) as store:
         store.take_delivery("old")
