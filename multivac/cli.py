@@ -171,6 +171,16 @@ MaxWaitOpt = Annotated[
         "completes the window).",
     ),
 ]
+PriceTableOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--price-table",
+        metavar="FILE",
+        help="Per-minute prices (JSON or YAML) amending the packaged table, e.g. your larger "
+        "runners' SKUs (also MULTIVAC_PRICE_TABLE; see docs/usage.md).",
+        show_default=False,
+    ),
+]
 ConcurrencyOpt = Annotated[
     int,
     typer.Option(
@@ -285,6 +295,22 @@ def gather(
             help="Do not download logs: failed jobs are keyed unknown_failure (saves API budget).",
         ),
     ] = False,
+    steps: Annotated[
+        bool,
+        typer.Option(
+            "--steps",
+            help="Also write a 'steps' point per completed step of each job (its duration; "
+            "no extra request).",
+        ),
+    ] = False,
+    runs: Annotated[
+        bool,
+        typer.Option(
+            "--runs/--no-runs",
+            help="Write a 'runs' point per run attempt (duration, queue, jobs, billable minutes).",
+        ),
+    ] = True,
+    price_table: PriceTableOpt = None,
     concurrency: ConcurrencyOpt = 4,
     max_wait: MaxWaitOpt = "15m",
     state_dir: StateDirOpt = None,
@@ -292,8 +318,9 @@ def gather(
     """Gather every job attempt of every completed workflow run created in the window.
 
     Writes one record per job attempt (skipped jobs are left out): measurement = the job's
-    outcome or failure type, tags, queued_s and in_progress_s. Data goes to stdout or
-    --output, messages and the summary to stderr.
+    outcome or failure type, tags, queued_s, in_progress_s and its billable minutes and
+    cost; a 'runs' record per run attempt; with --steps, a 'steps' record per step. Data
+    goes to stdout or --output, messages and the summary to stderr.
     """
     from multivac.commands.gather import gather as run_gather
 
@@ -318,6 +345,9 @@ def gather(
             concurrency=concurrency,
             max_wait=max_wait,
             state=state_dir,
+            steps=steps,
+            runs=runs,
+            prices=price_table,
         )
         run_gather(plan, err)
 

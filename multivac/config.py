@@ -22,6 +22,7 @@ from multivac.errors import ConfigError
 from multivac.retry import RetryPolicy
 
 if TYPE_CHECKING:
+    from multivac.minutes.billing import PriceTable
     from multivac.sinks import Format
 
 DEFAULT_API_URL = "https://api.github.com"
@@ -274,6 +275,17 @@ def parse_duration(text: str, option: str) -> float:
     return seconds
 
 
+def price_table(flag: Path | None, env: Environment) -> PriceTable | None:
+    """--price-table over MULTIVAC_PRICE_TABLE, read and checked now; None: the packaged
+    table."""
+    chosen = pick(str(flag) if flag else None, env, "MULTIVAC_PRICE_TABLE").value
+    if not chosen:
+        return None
+    from multivac.minutes.billing import load_price_table
+
+    return load_price_table(Path(chosen).expanduser())
+
+
 def retry_policy(env: Environment, max_wait: str = "15m") -> RetryPolicy:
     """The retry policy: --max-wait, and the MULTIVAC_RETRY_* timings (for tests and
     impatient users)."""
@@ -332,6 +344,9 @@ class GatherPlan:
     rules: tuple[str, ...] = ()
     fetch_logs: bool = True
     concurrency: int = 4
+    steps: bool = False
+    runs: bool = True
+    prices: PriceTable | None = None  # None: the packaged price table
 
     @property
     def records_coverage(self) -> bool:
@@ -361,6 +376,9 @@ def plan_gather(
     concurrency: int = 4,
     max_wait: str = "15m",
     state: Path | None = None,
+    steps: bool = False,
+    runs: bool = True,
+    prices: Path | None = None,
 ) -> GatherPlan:
     """Resolve and check a gather's flags against the environment."""
     from multivac.sinks import Format
@@ -390,6 +408,9 @@ def plan_gather(
         rules=rule_sources(rules, env),
         fetch_logs=fetch_logs,
         concurrency=concurrency,
+        steps=steps,
+        runs=runs,
+        prices=price_table(prices, env),
     )
 
 
