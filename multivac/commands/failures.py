@@ -16,7 +16,7 @@ from multivac.sinks import Format
 from multivac.store import Store
 
 
-def _fill(
+def fill_store(
     plan: StorePlan, github: GitHubSettings, policy: RetryPolicy, console: Console
 ) -> MultivacError | None:
     """Gather whatever part of the window the store does not cover for the plan's
@@ -65,7 +65,7 @@ def _outcomes(
     plan: StorePlan, github: GitHubSettings, policy: RetryPolicy, console: Console
 ) -> tuple[list[Outcome], MultivacError | None]:
     """Stored outcomes of the window, and the error of the gather that came first."""
-    failed = _fill(plan, github, policy, console)
+    failed = fill_store(plan, github, policy, console)
     with Store.open(plan.state_dir, github=github.api_url) as store:
         repos = plan.repos or tuple(store.repositories())
         return list(outcomes(store, repos, plan.since, plan.until)), failed
