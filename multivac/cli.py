@@ -513,14 +513,16 @@ def report(
     since: FailSinceOpt = None,
     until: UntilOpt = None,
     rules: RulesOpt = None,
+    price_table: PriceTableOpt = None,
     state_dir: StateDirOpt = None,
     offline: OfflineOpt = False,
 ) -> None:
     """Write a self-contained HTML report of the window from the local store.
 
     Failures by type over time, top failing jobs with evidence, queue time percentiles
-    by runner label, slowest and flaky jobs. The page needs no network to view. Whatever
-    part of the window the store lacks is gathered first (unless --offline).
+    and queue depth by runner label, usage by label over time, cost by failure type,
+    slowest and flaky jobs. The page needs no network to view. Whatever part of the
+    window the store lacks is gathered first (unless --offline).
     """
     from multivac.commands import failures
 
@@ -528,7 +530,8 @@ def report(
         plan, github, policy = _store_command(
             repos, since, until, rules, state_dir, offline, all_stored=True
         )
-        failures.report(plan, html, github, policy, err)
+        prices = config.price_table(price_table, Environment())
+        failures.report(plan, html, github, policy, err, prices)
 
 
 # ---------------------------------------------------------------------------- minutes

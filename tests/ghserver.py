@@ -680,7 +680,6 @@ class Run:
             "head_repository": mini,
         }
 
-
     def pull_request_payload(self, base: str, number: int) -> dict[str, Any]:
         """A pull request as a run lists it: id, number, url and both ends' ref, sha, repo."""
         repo = self.repo

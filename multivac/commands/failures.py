@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -14,6 +15,9 @@ from multivac.queries import Outcome, failure_stats, failures_of, outcomes
 from multivac.retry import RetryPolicy
 from multivac.sinks import Format
 from multivac.store import Store
+
+if TYPE_CHECKING:
+    from multivac.minutes import PriceTable
 
 
 def fill_store(
@@ -121,12 +125,14 @@ def report(
     github: GitHubSettings,
     policy: RetryPolicy,
     console: Console,
+    prices: PriceTable | None = None,
 ) -> None:
-    """Write the self-contained HTML report of the window."""
+    """Write the self-contained HTML report of the window (minutes priced with `prices`,
+    default the packaged table)."""
     from multivac.html_report import render
 
     items, failed = _outcomes(plan, github, policy, console)
-    page = render(items, since=plan.since, until=plan.until)
+    page = render(items, since=plan.since, until=plan.until, prices=prices)
     try:
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(page, encoding="utf-8")
