@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from multivac.classify import load_catalog
 from multivac.gather import Gatherer, GatherOptions
 from multivac.github import job_from_json, run_from_json
+from multivac.ingest import parse_line
 from multivac.minutes import CapacityBy, RunnerLoad, load_price_table
 from multivac.minutes.records import (
     NO_LABELS,
@@ -39,6 +42,7 @@ from multivac.model import (
     table_columns,
     to_ns,
 )
+from multivac.sinks.lineproto import to_line, to_lines, to_point
 from multivac.store import Store
 from tests.factories import BASE, MemorySource, make_job, make_run
 
@@ -479,3 +483,49 @@ def test_a_run_stored_without_step_times_is_fetched_again_for_steps(tmp_path: Pa
         sink, summary = gather(source, store, steps=True)  # now stored with times
         assert summary.unchanged_runs == 1
         assert sum(1 for r in sink.records if isinstance(r, StepRecord)) == 2
+
+
+# ---------------------------------------------------------------------------- line protocol
+
+NAMES = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    measurement=NAMES,
+    tags=st.dictionaries(NAMES, NAMES, max_size=3),
+    fields=st.dictionaries(NAMES, st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=3),
+    time_ns=st.integers(0, 2**62),
+)
+def test_integer_records_take_a_faster_road_to_the_same_line(
+    measurement: str, tags: dict[str, str], fields: dict[str, int], time_ns: int
+) -> None:
+    record = LoadRecord(measurement, time_ns, tags, fields)
+    assert to_line(record) == to_point(record).to_line_protocol()
+
+
+def test_runner_load_lines_read_back() -> None:
+    (point,) = load_records([RunnerLoad("self-hosted, gpu=big", 1_790_000_040, 3, 2)])
+    line = to_line(point)
+    assert line == r"runner_load,runner_label=self-hosted\,\ gpu\=big queued=3i,running=2i " + str(
+        1_790_000_040 * 10**9
+    )
+    assert parse_line(line) == point
+
+
+def test_many_runner_load_lines_are_the_lines_of_each_record() -> None:
+    shared = {"runner_label": "self-hosted, linux"}
+    records: list[Record] = [
+        LoadRecord("runner_load", 60 * 10**9 * i, shared, {"queued": i, "running": 2 * i})
+        for i in range(3)
+    ]
+    # the same tags mapping with other fields, a fresh mapping, another record type
+    records.append(LoadRecord("runner_load", 0, shared, {"queued": 1}))
+    records.append(LoadRecord("runner_load", 0, {"runner_group": "Default"}, {"running": 4}))
+    records.append(make_run_point())
+    assert to_lines(records) == [to_point(r).to_line_protocol() for r in records]
+
+
+def make_run_point() -> RunRecord:
+    (point,) = run_records(make_run(5, actor="octocat"), [make_job(1, 5)], {})
+    return point

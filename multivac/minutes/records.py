@@ -234,10 +234,12 @@ def load_records(
     """`runner_load` points: tag `runner_label` (or `runner_group`), fields `queued`
     and `running`, at the minute's start."""
     key = "runner_group" if by is CapacityBy.RUNNER_GROUP else "runner_label"
+    tags: dict[str, dict[str, str]] = {}  # one tag set per label, shared by its minutes
     for row in rows:
+        found = tags.get(row.label)
+        if found is None:
+            found = tags[row.label] = {key: tag_safe(row.label) or NO_LABELS}
+        # positional: a quarter of a million of these take a third of the time so
         yield LoadRecord(
-            measurement=RUNNER_LOAD,
-            time_ns=row.minute * 1_000_000_000,
-            tags={key: tag_safe(row.label) or NO_LABELS},
-            fields={"queued": row.queued, "running": row.running},
+            RUNNER_LOAD, row.minute * 1_000_000_000, found, {"queued": row[2], "running": row[3]}
         )
