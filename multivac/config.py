@@ -346,6 +346,7 @@ class GatherPlan:
     rules: tuple[str, ...] = ()
     fetch_logs: bool = True
     concurrency: int = 4
+    log_archive_mb: int = 2048
     steps: bool = False
     runs: bool = True
     prices: PriceTable | None = None  # None: the packaged price table
@@ -378,6 +379,7 @@ def plan_gather(
     concurrency: int = 4,
     max_wait: str = "15m",
     state: Path | None = None,
+    log_archive_mb: int | None = None,
     steps: bool = False,
     runs: bool = True,
     prices: Path | None = None,
@@ -410,10 +412,25 @@ def plan_gather(
         rules=rule_sources(rules, env),
         fetch_logs=fetch_logs,
         concurrency=concurrency,
+        log_archive_mb=archive_budget(env, log_archive_mb),
         steps=steps,
         runs=runs,
         prices=price_table(prices, env),
     )
+
+
+def archive_budget(env: Environment, flag: int | None) -> int:
+    """Megabytes of failed jobs' logs to keep (--log-archive-mb, MULTIVAC_LOG_ARCHIVE_MB)."""
+    if flag is not None:
+        return flag
+    found = env.lookup("MULTIVAC_LOG_ARCHIVE_MB")
+    if found is None:
+        return 2048
+    if not found.value.strip().isdigit():
+        raise ConfigError(
+            f"MULTIVAC_LOG_ARCHIVE_MB must be a whole number of megabytes, got {found.value!r}."
+        )
+    return int(found.value)
 
 
 @dataclass(frozen=True)

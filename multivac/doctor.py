@@ -147,12 +147,20 @@ def _influx_checks(env: Environment) -> list[Check]:
     return checks
 
 
+def _engine_check() -> Check:
+    """Which log scanner classification uses; RE2 alone gives the same types, slower."""
+    from multivac.prefilter import active_engine, engine_status
+
+    fast = active_engine() == "hyperscan"
+    return Check(True if fast else None, f"log classification engine: {engine_status()}")
+
+
 def doctor(env: Environment, repos: list[str], emit: Callable[[Check], None]) -> bool:
     """Run every check, emit one line each; True when nothing failed."""
     found = env.lookup("GITHUB_REPOSITORY")
     targets = repos or ([found.value] if found else [])
     ok = True
-    for check in [*_github_checks(env, targets), *_influx_checks(env)]:
+    for check in [*_github_checks(env, targets), *_influx_checks(env), _engine_check()]:
         emit(check)
         ok = ok and check.ok is not False
     return ok

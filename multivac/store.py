@@ -74,7 +74,14 @@ CREATE TABLE IF NOT EXISTS classifications (
     line_number INTEGER,
     evidence TEXT NOT NULL,
     excerpt TEXT NOT NULL,
-    classified_at REAL NOT NULL
+    classified_at REAL NOT NULL,
+    also TEXT NOT NULL DEFAULT '',
+    signature TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS classifications_by_signature ON classifications (signature);
+CREATE TABLE IF NOT EXISTS signatures (
+    hash TEXT PRIMARY KEY,
+    text TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS emitted (
     job_id INTEGER PRIMARY KEY,
@@ -119,6 +126,7 @@ RUN_COLUMNS = (
     "id, repository, workflow, workflow_path, run_attempt, branch, commit_sha, event, "
     "status, conclusion, created_at, updated_at, html_url, run_started_at, actor, pr_number"
 )
+CLASSIFICATION_COLUMNS = "type, rule, step, line_number, evidence, excerpt, also, signature"
 JOB_COLUMNS = (
     "id, run_id, run_attempt, name, status, conclusion, created_at, started_at, "
     "completed_at, labels, runner_name, html_url, steps, workflow, branch, commit_sha, "
@@ -155,6 +163,8 @@ def _prefixed(columns: str, alias: str) -> str:
 _ADDED_COLUMNS = (
     ("runs", "github", "TEXT NOT NULL DEFAULT ''"),
     ("emitted", "key", "TEXT"),
+    ("classifications", "also", "TEXT NOT NULL DEFAULT ''"),
+    ("classifications", "signature", "TEXT NOT NULL DEFAULT ''"),
     ("runs", "run_started_at", "TEXT"),
     ("runs", "actor", "TEXT NOT NULL DEFAULT ''"),
     ("runs", "pr_number", "INTEGER"),
@@ -168,10 +178,12 @@ def _migrate(connection: sqlite3.Connection) -> None:
         names = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
         if column not in names:
             connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
-    connection.execute(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
-        (str(SCHEMA_VERSION),),
-    )
+    found = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if found is None or found[0] != str(SCHEMA_VERSION):
+        connection.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
 
 
 @dataclass(frozen=True)
@@ -316,27 +328,11 @@ class Store:
                     for job in jobs
                 ],
             )
-            now = time.time()
-            self._write(
-                "INSERT OR REPLACE INTO classifications VALUES (?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        job_id,
-                        c.type,
-                        c.rule,
-                        c.step,
-                        c.line_number,
-                        c.evidence,
-                        c.excerpt,
-                        now,
-                    )
-                    for job_id, c in classifications.items()
-                ],
-            )
+            self._classify(classifications)
             self._write("DELETE FROM pending WHERE run_id = ?", [(run.id,)])
             self._write(
                 "INSERT INTO pending VALUES (?,?,?,?)",
-                [(job_id, run.id, why, now) for job_id, why in pending.items()],
+                [(job_id, run.id, why, time.time()) for job_id, why in pending.items()],
             )
             self.db.execute("COMMIT")
         except BaseException:
@@ -417,7 +413,7 @@ class Store:
 
     def classifications_of(self, run_id: int) -> dict[int, Classification]:
         cursor = self.db.execute(
-            "SELECT c.job_id, c.type, c.rule, c.step, c.line_number, c.evidence, c.excerpt "
+            f"SELECT c.job_id, {_prefixed(CLASSIFICATION_COLUMNS, 'c')} "
             "FROM classifications c JOIN jobs j ON j.id = c.job_id WHERE j.run_id = ?",
             (run_id,),
         )
@@ -431,10 +427,40 @@ class Store:
             yield from self.db.execute(sql.format(marks=",".join("?" * len(part))), part)
 
     def set_classification(self, job_id: int, classification: Classification) -> None:
-        c = classification
+        self._classify({job_id: classification})
+
+    def _classify(self, classifications: Mapping[int, Classification]) -> None:
+        """Upsert classifications, and the normalised text of their signatures."""
+        from multivac.signature import signature
+
+        now = time.time()
         self._write(
-            "INSERT OR REPLACE INTO classifications VALUES (?,?,?,?,?,?,?,?)",
-            [(job_id, c.type, c.rule, c.step, c.line_number, c.evidence, c.excerpt, time.time())],
+            f"INSERT OR REPLACE INTO classifications (job_id, {CLASSIFICATION_COLUMNS}, "
+            "classified_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    job_id,
+                    c.type,
+                    c.rule,
+                    c.step,
+                    c.line_number,
+                    c.evidence,
+                    c.excerpt,
+                    c.also,
+                    c.signature,
+                    now,
+                )
+                for job_id, c in classifications.items()
+            ],
+        )
+        texts = {
+            c.signature: signature(c.evidence)[1]
+            for c in classifications.values()
+            if c.signature and c.evidence
+        }
+        self._write(
+            "INSERT OR IGNORE INTO signatures VALUES (?,?)",
+            [(hash_, text) for hash_, text in texts.items() if text],
         )
 
     def stored_jobs(
@@ -457,7 +483,7 @@ class Store:
         with closing(
             self.db.execute(
                 f"SELECT {_prefixed(RUN_COLUMNS, 'r')}, {_prefixed(JOB_COLUMNS, 'j')}, "
-                "c.type, c.rule, c.step, c.line_number, c.evidence, c.excerpt "
+                f"{_prefixed(CLASSIFICATION_COLUMNS, 'c')} "
                 f"FROM runs r JOIN jobs j ON j.run_id = r.id "
                 f"LEFT JOIN classifications c ON c.job_id = j.id {where} "
                 "ORDER BY r.created_at DESC, r.id DESC, j.rowid",
@@ -501,6 +527,10 @@ class Store:
                 for r in records
             ],
         )
+
+    def signature_texts(self) -> dict[str, str]:
+        """Every signature's normalised text."""
+        return dict(self.db.execute("SELECT hash, text FROM signatures").fetchall())
 
     def repositories(self) -> list[str]:
         """Repositories with stored runs from this store's GitHub (runs stored before the

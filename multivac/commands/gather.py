@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from multivac.archive import LogArchive
 from multivac.config import GatherPlan, InfluxSettings, in_shard
 from multivac.errors import MultivacError, SinkError
 from multivac.gather import Gatherer, GatherOptions, Summary
@@ -234,6 +235,7 @@ def _gather_into(
         ),
         catalog,
         summary=summary,
+        archive=LogArchive(plan.state_dir / "logs", plan.log_archive_mb << 20),
         notify=source.notify,
         progress=lambda n: progress.advance(task, n),
         on_total=lambda n: progress.update(task, total=(progress.tasks[0].total or 0) + n),
