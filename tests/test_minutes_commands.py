@@ -348,3 +348,32 @@ def test_runs_steps_and_runner_load_read_back_whole_from_influxdb(
     assert {r.tags["step"] for r in steps} >= {"Set up job", "Run actions/checkout@v4", "Run gpu-0"}
     runs = [r for r in expected.values() if r.measurement == "runs"]
     assert {r.fields["actor"] for r in runs} == {"octocat"}
+
+
+def test_the_gather_summary_names_labels_billed_as_self_hosted(
+    ghserver: FakeGitHub, cli: Invoke, tmp_path: Path
+) -> None:
+    repo = ghserver.add_repo("octo/app")
+    run = repo.add_run(created_at=DAY + timedelta(hours=1))
+    for name in ("a", "b"):
+        run.add_job(name, labels=["build-xl"], runner_group_name="xl", created_at=run.created_at)
+    run.add_job("c", labels=["self-hosted", "gpu"], created_at=run.created_at)
+    run.add_job("d", created_at=run.created_at)
+    result = cli("gather", "octo/app", *WINDOW, "--no-logs", env=env_for(ghserver))
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "2 jobs on unknown runners billed as self-hosted: build-xl (2) "
+        "(map them with --price-table)" in result.stderr
+    )
+    table = tmp_path / "prices.json"
+    table.write_text('{"larger": [["build-xl", "linux_32_core"]]}')
+    priced = cli("gather", "octo/app", *WINDOW, "--no-logs", "--price-table", str(table),
+                 env=env_for(ghserver))  # fmt: skip
+    assert priced.exit_code == 0, priced.stderr
+    assert "unknown runners" not in priced.stderr
+    costs = {
+        row["job_name"]: row["cost_usd"]
+        for row in csv.DictReader(io.StringIO(priced.stdout))
+        if row["measurement"] != "runs"
+    }
+    assert costs == {"a": "0.082", "b": "0.082", "c": "0.0", "d": "0.006"}
