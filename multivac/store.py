@@ -78,7 +78,6 @@ CREATE TABLE IF NOT EXISTS classifications (
     also TEXT NOT NULL DEFAULT '',
     signature TEXT NOT NULL DEFAULT ''
 );
-CREATE INDEX IF NOT EXISTS classifications_by_signature ON classifications (signature);
 CREATE TABLE IF NOT EXISTS signatures (
     hash TEXT PRIMARY KEY,
     text TEXT NOT NULL
@@ -170,6 +169,10 @@ _ADDED_COLUMNS = (
     ("runs", "pr_number", "INTEGER"),
     ("jobs", "runner_group", "TEXT NOT NULL DEFAULT ''"),
 )
+#: indexes on added columns: created after the columns, or an older store cannot open
+_ADDED_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS classifications_by_signature ON classifications (signature)",
+)
 
 
 def _migrate(connection: sqlite3.Connection) -> None:
@@ -178,6 +181,8 @@ def _migrate(connection: sqlite3.Connection) -> None:
         names = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
         if column not in names:
             connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+    for index in _ADDED_INDEXES:
+        connection.execute(index)
     found = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     if found is None or found[0] != str(SCHEMA_VERSION):
         connection.execute(

@@ -137,6 +137,11 @@ CREATE TABLE jobs (
     html_url TEXT NOT NULL, steps TEXT NOT NULL, workflow TEXT NOT NULL, branch TEXT NOT NULL,
     commit_sha TEXT NOT NULL
 );
+CREATE TABLE classifications (
+    job_id INTEGER PRIMARY KEY, type TEXT NOT NULL, rule TEXT NOT NULL, step TEXT,
+    line_number INTEGER, evidence TEXT NOT NULL, excerpt TEXT NOT NULL,
+    classified_at REAL NOT NULL
+);
 CREATE TABLE emitted (
     job_id INTEGER PRIMARY KEY, measurement TEXT NOT NULL, time_ns INTEGER NOT NULL,
     flaky INTEGER NOT NULL DEFAULT 0
