@@ -15,10 +15,11 @@ from multivac.classify import load_catalog
 from multivac.gather import Gatherer, GatherOptions
 from multivac.github import job_from_json, run_from_json
 from multivac.ingest import parse_line
-from multivac.minutes import CapacityBy, RunnerLoad, load_price_table
+from multivac.minutes import CapacityBy, RunnerLoad, from_model, load_price_table, minute_load
 from multivac.minutes.records import (
     NO_LABELS,
     attempt_conclusion,
+    load_points,
     load_records,
     run_records,
     step_records,
@@ -529,3 +530,21 @@ def test_many_runner_load_lines_are_the_lines_of_each_record() -> None:
 def make_run_point() -> RunRecord:
     (point,) = run_records(make_run(5, actor="octocat"), [make_job(1, 5)], {})
     return point
+
+
+@pytest.mark.parametrize("by", list(CapacityBy))
+def test_load_points_are_the_records_of_the_load_rows(by: CapacityBy) -> None:
+    jobs = [
+        from_model(make_run(1), make_job(i, labels=labels, runner_group=group, queued=q, ran=r))
+        for i, (labels, group, q, r) in enumerate(
+            [
+                (("ubuntu-latest",), "GitHub Actions", 5, 600),
+                (("self-hosted", "gpu"), "Default", 3600, 900),
+                ((), "", 30, 30),
+            ]
+        )
+    ]
+    load = minute_load([j for j in jobs if j is not None], by=by)
+    points = list(load_points(load, by=by))
+    assert points == list(load_records(load.rows(), by=by))
+    assert len(points) > 60

@@ -21,8 +21,8 @@ from multivac.commands.failures import fill_store
 from multivac.config import CapacityPlan, GitHubSettings, StorePlan, UsagePlan
 from multivac.errors import ConfigError, MultivacError, SinkError
 from multivac.minutes import CapacityFormat, capacity_jobs, minute_load, usage, usage_jobs
-from multivac.minutes.capacity import RunnerLoad, render_json, render_table
-from multivac.minutes.records import load_records
+from multivac.minutes.capacity import MinuteLoad, render_json, render_table
+from multivac.minutes.records import load_points
 from multivac.minutes.usage import render, unknown_labels_note
 from multivac.model import LOAD_SCHEMA, LoadRecord, packaged_prices
 from multivac.retry import RetryPolicy
@@ -110,12 +110,12 @@ def capacity_report(
     elif fmt is CapacityFormat.TABLE:
         sys.stdout.write(render_table(load.summary(), by=plan.by))
     else:
-        _write_load(plan, load.rows(), console)
+        _write_load(plan, load, console)
     if failed is not None:
         raise failed
 
 
-def _write_load(plan: CapacityPlan, rows: Iterable[RunnerLoad], console: Console) -> None:
+def _write_load(plan: CapacityPlan, load: MinuteLoad, console: Console) -> None:
     spool = plan.store.state_dir / "spool"
     points = 0
     with ExitStack() as stack:
@@ -135,7 +135,7 @@ def _write_load(plan: CapacityPlan, rows: Iterable[RunnerLoad], console: Console
                 delivered = sink.replay()
                 if delivered:
                     console.print(f"delivered {delivered} spooled points first.", markup=False)
-            for batch in _batches(load_records(rows, by=plan.by)):
+            for batch in _batches(load_points(load, by=plan.by)):
                 sink.write(batch)
                 points += len(batch)
         finally:
