@@ -336,13 +336,14 @@ class LoadRecord(Record):
     SCHEMA: ClassVar[Schema] = LOAD_SCHEMA
 
 
+#: the record types with a fixed measurement
+_FIXED: dict[str, type[Record]] = {STEPS: StepRecord, RUNS: RunRecord, RUNNER_LOAD: LoadRecord}
+
+
 def record_type(measurement: str) -> type[Record]:
     """The record type of a point read back: the other types have fixed measurements,
     every other measurement is a job's outcome or failure type."""
-    found: type[Record] = {STEPS: StepRecord, RUNS: RunRecord, RUNNER_LOAD: LoadRecord}.get(
-        measurement, JobRecord
-    )
-    return found
+    return _FIXED.get(measurement, JobRecord)
 
 
 def format_time_ns(ns: int) -> str:
