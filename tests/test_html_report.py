@@ -184,6 +184,18 @@ def test_report_command_from_the_store(cli: Invoke, tmp_path: Path) -> None:
     assert "wrote" in result.stderr
     page = out.read_text()
     assert "octo/app" in page and "out_of_memory" in page
+    prices = tmp_path / "prices.json"
+    prices.write_text('{"skus": {"self_hosted": 1.0}}')
+    args = ["report", "octo/app", "--html", str(out), "--offline", "--since", "2026-10-01"]
+    env = {"MULTIVAC_STATE_DIR": str(state)}
+    priced = cli(*args, "--until", "2026-10-08", "--price-table", str(prices), env=env)
+    assert priced.exit_code == 0, priced.stderr
+    # the ten self-hosted failures ran 300..309 s: 5 whole minutes, then 6 each, at $1
+    assert "<td class=num>59.00</td>" in out.read_text()
+    prices.write_text('{"skus": {"linux": -1}}')
+    bad = cli(*args, "--until", "2026-10-08", "--price-table", str(prices), env=env)
+    assert bad.exit_code == 2
+    assert "rate of SKU 'linux' must be a non-negative number" in bad.stderr
 
 
 def _chromium() -> str | None:
