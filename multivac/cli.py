@@ -22,6 +22,8 @@ from rich.console import Console
 from multivac import __version__, config
 from multivac.config import Environment, redact
 from multivac.errors import MultivacError
+from multivac.minutes.capacity import CapacityBy, CapacityFormat
+from multivac.minutes.usage import GroupBy, Period, UsageFormat
 from multivac.retry import RetryPolicy
 from multivac.sinks import Format
 
@@ -179,6 +181,16 @@ MaxWaitOpt = Annotated[
         "completes the window).",
     ),
 ]
+PriceTableOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--price-table",
+        metavar="FILE",
+        help="Per-minute prices (JSON or YAML) amending the packaged table, e.g. your larger "
+        "runners' SKUs (also MULTIVAC_PRICE_TABLE; see docs/usage.md).",
+        show_default=False,
+    ),
+]
 ConcurrencyOpt = Annotated[
     int,
     typer.Option(
@@ -293,6 +305,22 @@ def gather(
             help="Do not download logs: failed jobs are keyed unknown_failure (saves API budget).",
         ),
     ] = False,
+    steps: Annotated[
+        bool,
+        typer.Option(
+            "--steps",
+            help="Also write a 'steps' point per completed step of each job (its duration; "
+            "no extra request).",
+        ),
+    ] = False,
+    runs: Annotated[
+        bool,
+        typer.Option(
+            "--runs/--no-runs",
+            help="Write a 'runs' point per run attempt (duration, queue, jobs, billable minutes).",
+        ),
+    ] = True,
+    price_table: PriceTableOpt = None,
     concurrency: ConcurrencyOpt = 4,
     max_wait: MaxWaitOpt = "15m",
     log_archive_mb: Annotated[
@@ -313,8 +341,9 @@ def gather(
     """Gather every job attempt of every completed workflow run created in the window.
 
     Writes one record per job attempt (skipped jobs are left out): measurement = the job's
-    outcome or failure type, tags, queued_s and in_progress_s. Data goes to stdout or
-    --output, messages and the summary to stderr.
+    outcome or failure type, tags, queued_s, in_progress_s and its billable minutes and
+    cost; a 'runs' record per run attempt; with --steps, a 'steps' record per step. Data
+    goes to stdout or --output, messages and the summary to stderr.
     """
     from multivac.commands.gather import gather as run_gather
 
@@ -340,6 +369,9 @@ def gather(
             max_wait=max_wait,
             state=state_dir,
             log_archive_mb=log_archive_mb,
+            steps=steps,
+            runs=runs,
+            prices=price_table,
         )
         run_gather(plan, err)
 
@@ -426,6 +458,22 @@ def serve(
             help="Do not download logs: failed jobs are keyed unknown_failure at once.",
         ),
     ] = False,
+    steps: Annotated[
+        bool,
+        typer.Option(
+            "--steps",
+            help="Also write a 'steps' point per completed step of each job (as gather --steps).",
+        ),
+    ] = False,
+    runs: Annotated[
+        bool,
+        typer.Option(
+            "--runs/--no-runs",
+            help="Write a 'runs' point per run attempt when a run completes and serve saw all "
+            "its jobs (as gather does).",
+        ),
+    ] = True,
+    price_table: PriceTableOpt = None,
     max_wait: MaxWaitOpt = "15m",
     state_dir: StateDirOpt = None,
 ) -> None:
@@ -452,6 +500,9 @@ def serve(
             fetch_logs=not no_logs,
             max_wait=max_wait,
             state=state_dir,
+            steps=steps,
+            runs=runs,
+            prices=price_table,
         )
         run_serve(plan, err)
 
@@ -718,14 +769,16 @@ def report(
     since: FailSinceOpt = None,
     until: UntilOpt = None,
     rules: RulesOpt = None,
+    price_table: PriceTableOpt = None,
     state_dir: StateDirOpt = None,
     offline: OfflineOpt = False,
 ) -> None:
     """Write a self-contained HTML report of the window from the local store.
 
     Failures by type over time, top failing jobs with evidence, queue time percentiles
-    by runner label, slowest and flaky jobs. The page needs no network to view. Whatever
-    part of the window the store lacks is gathered first (unless --offline).
+    and queue depth by runner label, usage by label over time, cost by failure type,
+    slowest and flaky jobs. The page needs no network to view. Whatever part of the
+    window the store lacks is gathered first (unless --offline).
     """
     from multivac.commands import failures
 
@@ -733,7 +786,153 @@ def report(
         plan, github, policy = _store_command(
             repos, since, until, rules, state_dir, offline, all_stored=True
         )
-        failures.report(plan, html, github, policy, err)
+        prices = config.price_table(price_table, Environment())
+        failures.report(plan, html, github, policy, err, prices)
+
+
+# ---------------------------------------------------------------------------- minutes
+
+StoreRepoArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="OWNER/REPO",
+        help="Repositories (default: $GITHUB_REPOSITORY, else every repository the local "
+        "store holds for the configured GitHub).",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (the same as --format json).")]
+
+
+@app.command("usage")
+def usage_command(
+    repos: StoreRepoArg = None,
+    org: Annotated[
+        str | None,
+        typer.Option(
+            "--org",
+            metavar="ORG",
+            help="Every non-archived repository of this organisation (or user); with "
+            "--offline, its repositories in the local store.",
+            show_default=False,
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="DURATION|DATE",
+            help="Start of the window: a duration ago (30d, 12h) or an ISO date. Default 30d.",
+            show_default=False,
+        ),
+    ] = None,
+    until: UntilOpt = None,
+    by: Annotated[
+        GroupBy,
+        typer.Option("--by", case_sensitive=False, help="What each row adds up."),
+    ] = GroupBy.LABEL,
+    period: Annotated[
+        Period,
+        typer.Option(
+            "--period",
+            case_sensitive=False,
+            help="UTC days, ISO weeks (from Monday) or calendar months.",
+        ),
+    ] = Period.DAY,
+    fmt: Annotated[
+        UsageFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            case_sensitive=False,
+            help="An aligned table with a total line, CSV, or a JSON array of "
+            "{period, group, jobs, runner_minutes, billable_minutes, cost_usd}.",
+        ),
+    ] = UsageFormat.TABLE,
+    as_json: JsonOpt = False,
+    price_table: PriceTableOpt = None,
+    state_dir: StateDirOpt = None,
+    offline: OfflineOpt = False,
+) -> None:
+    """Jobs, runner minutes, billable minutes and cost per period and group.
+
+    A job counts whole in the period of its created_at. --by failure_type shows what
+    failures cost: the minutes of failed attempts plus those of the re-runs they caused.
+    Reads the local store, gathering first whatever part of the window it lacks.
+    """
+    from multivac.commands.minutes import usage_report
+
+    with handled():
+        env = Environment()
+        plan = config.plan_usage(
+            env,
+            repos=repos,
+            org=org,
+            since=since,
+            until=until,
+            by=by,
+            period=period,
+            output_format=fmt,
+            as_json=as_json,
+            prices=price_table,
+            state=state_dir,
+            offline=offline,
+        )
+        usage_report(plan, config.github_settings(env), config.retry_policy(env), err)
+
+
+@app.command("capacity")
+def capacity_command(
+    repos: StoreRepoArg = None,
+    since: FailSinceOpt = None,
+    until: UntilOpt = None,
+    by: Annotated[
+        CapacityBy,
+        typer.Option("--by", case_sensitive=False, help="Count per runner label or runner group."),
+    ] = CapacityBy.LABEL,
+    fmt: Annotated[
+        CapacityFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            case_sensitive=False,
+            help="table or json: per label max_running, p95_running, max_queued, "
+            "minutes_with_queue, busiest. influxdb (INFLUX_URL/INFLUX_BUCKET) or "
+            "line-protocol: a runner_load point per label and minute with activity.",
+        ),
+    ] = CapacityFormat.TABLE,
+    as_json: JsonOpt = False,
+    create_bucket: Annotated[
+        bool,
+        typer.Option(
+            "--create-bucket", help="Create INFLUX_BUCKET when it does not exist (influxdb)."
+        ),
+    ] = False,
+    state_dir: StateDirOpt = None,
+    offline: OfflineOpt = False,
+) -> None:
+    """How many jobs waited for and ran on each runner label, minute by minute.
+
+    A minute counts its busiest instant, so max_running is the true peak. Reads the
+    local store, gathering first whatever part of the window it lacks.
+    """
+    from multivac.commands.minutes import capacity_report
+
+    with handled():
+        env = Environment()
+        plan = config.plan_capacity(
+            env,
+            repos=repos,
+            since=since,
+            until=until,
+            by=by,
+            output_format=fmt,
+            as_json=as_json,
+            create_bucket=create_bucket,
+            state=state_dir,
+            offline=offline,
+        )
+        capacity_report(plan, config.github_settings(env), config.retry_policy(env), err)
 
 
 @app.command()

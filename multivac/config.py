@@ -10,7 +10,7 @@ import os
 import re
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +22,9 @@ from multivac.errors import ConfigError
 from multivac.retry import RetryPolicy
 
 if TYPE_CHECKING:
+    from multivac.minutes.billing import PriceTable
+    from multivac.minutes.capacity import CapacityBy, CapacityFormat
+    from multivac.minutes.usage import GroupBy, Period, UsageFormat
     from multivac.sinks import Format
 
 DEFAULT_API_URL = "https://api.github.com"
@@ -274,6 +277,17 @@ def parse_duration(text: str, option: str) -> float:
     return seconds
 
 
+def price_table(flag: Path | None, env: Environment) -> PriceTable | None:
+    """--price-table over MULTIVAC_PRICE_TABLE, read and checked now; None: the packaged
+    table."""
+    chosen = pick(str(flag) if flag else None, env, "MULTIVAC_PRICE_TABLE").value
+    if not chosen:
+        return None
+    from multivac.minutes.billing import load_price_table
+
+    return load_price_table(Path(chosen).expanduser())
+
+
 def retry_policy(env: Environment, max_wait: str = "15m") -> RetryPolicy:
     """The retry policy: --max-wait, and the MULTIVAC_RETRY_* timings (for tests and
     impatient users)."""
@@ -333,6 +347,9 @@ class GatherPlan:
     fetch_logs: bool = True
     concurrency: int = 4
     log_archive_mb: int = 2048
+    steps: bool = False
+    runs: bool = True
+    prices: PriceTable | None = None  # None: the packaged price table
 
     @property
     def records_coverage(self) -> bool:
@@ -363,6 +380,9 @@ def plan_gather(
     max_wait: str = "15m",
     state: Path | None = None,
     log_archive_mb: int | None = None,
+    steps: bool = False,
+    runs: bool = True,
+    prices: Path | None = None,
 ) -> GatherPlan:
     """Resolve and check a gather's flags against the environment."""
     from multivac.sinks import Format
@@ -393,6 +413,9 @@ def plan_gather(
         fetch_logs=fetch_logs,
         concurrency=concurrency,
         log_archive_mb=archive_budget(env, log_archive_mb),
+        steps=steps,
+        runs=runs,
+        prices=price_table(prices, env),
     )
 
 
@@ -448,6 +471,128 @@ def plan_store(
         state_dir=state_dir(state, env),
         rules=rule_sources(rules, env),
         offline=offline,
+    )
+
+
+def _output_format(fmt: str, as_json: bool, default: str) -> str:
+    """--format, or json for --json; both given must agree."""
+    if not as_json:
+        return fmt
+    if fmt not in (default, "json"):
+        raise ConfigError(f"--json and --format {fmt} ask for two formats; give one.")
+    return "json"
+
+
+@dataclass(frozen=True)
+class UsagePlan:
+    """`multivac usage`: the store window, what to group by, how to print it."""
+
+    store: StorePlan
+    org: str | None
+    by: GroupBy
+    period: Period
+    output_format: UsageFormat
+    prices: PriceTable | None = None  # None: the packaged price table
+
+
+def plan_usage(
+    env: Environment,
+    *,
+    repos: list[str] | None,
+    org: str | None,
+    since: str | None,
+    until: str | None,
+    by: GroupBy,
+    period: Period,
+    output_format: UsageFormat,
+    as_json: bool = False,
+    prices: Path | None = None,
+    state: Path | None = None,
+    offline: bool = False,
+) -> UsagePlan:
+    """Resolve `usage` flags: repositories, or an organisation, or every stored one."""
+    from multivac.minutes.usage import UsageFormat
+
+    if org is not None:
+        repositories([], env, org=org)  # checks the name
+    store = plan_store(
+        env,
+        repos=repos,
+        since=since,
+        until=until,
+        state=state,
+        offline=offline,
+        default_since="30d",
+        all_stored=True,
+    )
+    if org is not None and not repos:
+        store = replace(store, repos=())  # the organisation's, not $GITHUB_REPOSITORY
+    return UsagePlan(
+        store=store,
+        org=org,
+        by=by,
+        period=period,
+        output_format=UsageFormat(_output_format(output_format.value, as_json, "table")),
+        prices=price_table(prices, env),
+    )
+
+
+@dataclass(frozen=True)
+class CapacityPlan:
+    """`multivac capacity`: the store window (whole minutes), grouping, output."""
+
+    store: StorePlan
+    by: CapacityBy
+    output_format: CapacityFormat
+    influx: InfluxSettings | None = None
+    influx_policy: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_wait_s=30.0))
+    create_bucket: bool = False
+
+
+def _whole_minutes(window: StorePlan) -> StorePlan:
+    """The window widened to whole minutes: every minute it reports is counted whole."""
+    since = window.since.replace(second=0, microsecond=0)
+    until = window.until.replace(second=0, microsecond=0)
+    if until < window.until:
+        until += timedelta(minutes=1)
+    return replace(window, since=since, until=until)
+
+
+def plan_capacity(
+    env: Environment,
+    *,
+    repos: list[str] | None,
+    since: str | None,
+    until: str | None,
+    by: CapacityBy,
+    output_format: CapacityFormat,
+    as_json: bool = False,
+    create_bucket: bool = False,
+    max_wait: str = "15m",
+    state: Path | None = None,
+    offline: bool = False,
+) -> CapacityPlan:
+    from multivac.minutes.capacity import CapacityFormat
+
+    store = plan_store(
+        env,
+        repos=repos,
+        since=since,
+        until=until,
+        state=state,
+        offline=offline,
+        default_since="7d",
+        all_stored=True,
+    )
+    fmt = CapacityFormat(_output_format(output_format.value, as_json, "table"))
+    policy = retry_policy(env, max_wait)
+    return CapacityPlan(
+        store=_whole_minutes(store),
+        by=by,
+        output_format=fmt,
+        influx=influx_settings(env) if fmt is CapacityFormat.INFLUXDB else None,
+        influx_policy=influx_wait(env, policy),
+        create_bucket=create_bucket,
     )
 
 
@@ -519,6 +664,9 @@ class ServePlan:
     rules: tuple[str, ...] = ()
     fetch_logs: bool = True
     log_archive_mb: int = 2048
+    steps: bool = False
+    runs: bool = True
+    prices: PriceTable | None = None  # None: the packaged price table
 
 
 def webhook_secret(env: Environment, insecure: bool) -> Secret | None:
@@ -549,6 +697,9 @@ def plan_serve(
     fetch_logs: bool = True,
     max_wait: str = "15m",
     state: Path | None = None,
+    steps: bool = False,
+    runs: bool = True,
+    prices: Path | None = None,
 ) -> ServePlan:
     """Resolve and check serve's flags against the environment."""
     from multivac.sinks import Format
@@ -572,4 +723,7 @@ def plan_serve(
         rules=rule_sources(rules, env),
         fetch_logs=fetch_logs,
         log_archive_mb=archive_budget(env, None),
+        steps=steps,
+        runs=runs,
+        prices=price_table(prices, env),
     )

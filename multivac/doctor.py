@@ -31,6 +31,7 @@ SETTINGS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("INFLUX_BUCKET", ("INFLUX_BUCKET", "INFLUXDB_V2_BUCKET"), ""),
     ("MULTIVAC_STATE_DIR", ("MULTIVAC_STATE_DIR",), ""),
     ("MULTIVAC_RULES", ("MULTIVAC_RULES",), ""),
+    ("MULTIVAC_PRICE_TABLE", ("MULTIVAC_PRICE_TABLE",), ""),
 )
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from multivac.errors import StoreError
 from multivac.model import Classification, Job, JobRecord, PointKey, Run, Step
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -40,7 +40,10 @@ CREATE TABLE IF NOT EXISTS runs (
     updated_at TEXT,
     html_url TEXT NOT NULL,
     jobs_complete INTEGER NOT NULL DEFAULT 0,
-    github TEXT NOT NULL DEFAULT ''
+    github TEXT NOT NULL DEFAULT '',
+    run_started_at TEXT,
+    actor TEXT NOT NULL DEFAULT '',
+    pr_number INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_by_repo_time ON runs (repository, created_at);
 CREATE TABLE IF NOT EXISTS jobs (
@@ -59,7 +62,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     steps TEXT NOT NULL,
     workflow TEXT NOT NULL,
     branch TEXT NOT NULL,
-    commit_sha TEXT NOT NULL
+    commit_sha TEXT NOT NULL,
+    runner_group TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS jobs_by_run ON jobs (run_id);
 CREATE TABLE IF NOT EXISTS classifications (
@@ -74,7 +78,6 @@ CREATE TABLE IF NOT EXISTS classifications (
     also TEXT NOT NULL DEFAULT '',
     signature TEXT NOT NULL DEFAULT ''
 );
-CREATE INDEX IF NOT EXISTS classifications_by_signature ON classifications (signature);
 CREATE TABLE IF NOT EXISTS signatures (
     hash TEXT PRIMARY KEY,
     text TEXT NOT NULL
@@ -125,31 +128,54 @@ def _dt(text: str | None) -> datetime | None:
 
 RUN_COLUMNS = (
     "id, repository, workflow, workflow_path, run_attempt, branch, commit_sha, event, "
-    "status, conclusion, created_at, updated_at, html_url"
+    "status, conclusion, created_at, updated_at, html_url, run_started_at, actor, pr_number"
 )
 CLASSIFICATION_COLUMNS = "type, rule, step, line_number, evidence, excerpt, also, signature"
 JOB_COLUMNS = (
     "id, run_id, run_attempt, name, status, conclusion, created_at, started_at, "
-    "completed_at, labels, runner_name, html_url, steps, workflow, branch, commit_sha"
+    "completed_at, labels, runner_name, html_url, steps, workflow, branch, commit_sha, "
+    "runner_group"
 )
 _RUNS = len(RUN_COLUMNS.split(","))
 _JOBS = len(JOB_COLUMNS.split(","))
 
 
+def _marks(count: int) -> str:
+    return ",".join("?" * count)
+
+
+def _steps_json(steps: Iterable[Step]) -> str:
+    return json.dumps(
+        [[s.number, s.name, s.conclusion, _ts(s.started_at), _ts(s.completed_at)] for s in steps]
+    )
+
+
+def _steps(text: str) -> tuple[Step, ...]:
+    """Stored steps; a store older than step times kept [number, name, conclusion]."""
+    steps = []
+    for number, name, conclusion, *times in json.loads(text):
+        started, completed = [*times, None, None][:2]
+        steps.append(Step(number, name, conclusion, _dt(started), _dt(completed)))
+    return tuple(steps)
+
+
 _UPSERT_RUN = (
-    "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    f"INSERT INTO runs ({RUN_COLUMNS}, jobs_complete, github) VALUES ({_marks(_RUNS + 2)}) "
     "ON CONFLICT(id) DO UPDATE SET repository=excluded.repository, "
     "workflow=excluded.workflow, "
     "workflow_path=excluded.workflow_path, run_attempt=excluded.run_attempt, "
     "branch=excluded.branch, commit_sha=excluded.commit_sha, event=excluded.event, "
     "status=excluded.status, conclusion=excluded.conclusion, "
     "created_at=excluded.created_at, updated_at=excluded.updated_at, "
-    "html_url=excluded.html_url, jobs_complete=excluded.jobs_complete, github=excluded.github"
+    "html_url=excluded.html_url, run_started_at=excluded.run_started_at, "
+    "actor=excluded.actor, pr_number=excluded.pr_number, "
+    "jobs_complete=excluded.jobs_complete, github=excluded.github"
 )
-_REPLACE_JOB = "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_REPLACE_JOB = f"INSERT OR REPLACE INTO jobs ({JOB_COLUMNS}) VALUES ({_marks(_JOBS)})"
 
 
 def _run_values(run: Run, jobs_complete: bool, github: str) -> tuple[Any, ...]:
+    """A run's row for _UPSERT_RUN; `jobs_complete`: its stored jobs are all of them."""
     return (
         run.id,
         run.repository,
@@ -164,6 +190,9 @@ def _run_values(run: Run, jobs_complete: bool, github: str) -> tuple[Any, ...]:
         _ts(run.created_at),
         _ts(run.updated_at),
         run.html_url,
+        _ts(run.run_started_at),
+        run.actor,
+        run.pr_number,
         int(jobs_complete),
         github,
     )
@@ -183,10 +212,11 @@ def _job_values(run_id: int, job: Job) -> tuple[Any, ...]:
         json.dumps(list(job.labels)),
         job.runner_name,
         job.html_url,
-        json.dumps([[s.number, s.name, s.conclusion] for s in job.steps]),
+        _steps_json(job.steps),
         job.workflow,
         job.branch,
         job.commit_sha,
+        job.runner_group,
     )
 
 
@@ -200,6 +230,14 @@ _ADDED_COLUMNS = (
     ("emitted", "key", "TEXT"),
     ("classifications", "also", "TEXT NOT NULL DEFAULT ''"),
     ("classifications", "signature", "TEXT NOT NULL DEFAULT ''"),
+    ("runs", "run_started_at", "TEXT"),
+    ("runs", "actor", "TEXT NOT NULL DEFAULT ''"),
+    ("runs", "pr_number", "INTEGER"),
+    ("jobs", "runner_group", "TEXT NOT NULL DEFAULT ''"),
+)
+#: indexes on added columns: created after the columns, or an older store cannot open
+_ADDED_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS classifications_by_signature ON classifications (signature)",
 )
 
 
@@ -209,6 +247,8 @@ def _migrate(connection: sqlite3.Connection) -> None:
         names = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
         if column not in names:
             connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+    for index in _ADDED_INDEXES:
+        connection.execute(index)
     found = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     if found is None or found[0] != str(SCHEMA_VERSION):
         connection.execute(
@@ -357,10 +397,11 @@ class Store:
             labels=tuple(json.loads(row[9])),
             runner_name=row[10],
             html_url=row[11],
-            steps=tuple(Step(n, name, c) for n, name, c in json.loads(row[12])),
+            steps=_steps(row[12]),
             workflow=row[13],
             branch=row[14],
             commit_sha=row[15],
+            runner_group=row[16] or "",
         )
 
     @staticmethod
@@ -379,6 +420,9 @@ class Store:
             created_at=_dt(row[10]),
             updated_at=_dt(row[11]),
             html_url=row[12],
+            run_started_at=_dt(row[13]),
+            actor=row[14] or "",
+            pr_number=row[15],
         )
 
     def classifications_of(self, run_id: int) -> dict[int, Classification]:
@@ -614,8 +658,8 @@ class Store:
             if not self._take_delivery(delivery):
                 return tx.commit_unless(True)
             self._write(
-                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-                "ON CONFLICT(id) DO NOTHING",
+                f"INSERT INTO runs ({RUN_COLUMNS}, jobs_complete, github) "
+                f"VALUES ({_marks(_RUNS + 2)}) ON CONFLICT(id) DO NOTHING",
                 [_run_values(provisional, False, self.github)],
             )
             self._write(_REPLACE_JOB, [_job_values(job.run_id, job)])

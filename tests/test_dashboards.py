@@ -40,15 +40,24 @@ CATALOG = frozenset(
         "artifact_error",
     }
 )
-MEASUREMENTS = CATALOG | {
-    model.SUCCESS,
-    model.CANCELLED,
-    model.UNKNOWN_FAILURE,
-    model.LOG_UNAVAILABLE,
-    model.TIMEOUT,
-}
-FIELDS = frozenset(model.FIELD_KEYS) | frozenset(model.LEAN_KEYS)  # --lean-tags moves ids here
-TAGS = frozenset(model.TAG_KEYS)
+#: the record types other than jobs, each with its fixed measurement
+OTHER_RECORDS = {model.STEPS: model.STEP_SCHEMA, model.RUNS: model.RUN_SCHEMA}
+OTHER_RECORDS[model.RUNNER_LOAD] = model.LOAD_SCHEMA
+SCHEMAS = (model.JOB_SCHEMA, *OTHER_RECORDS.values())
+MEASUREMENTS = (
+    CATALOG
+    | {
+        model.SUCCESS,
+        model.CANCELLED,
+        model.UNKNOWN_FAILURE,
+        model.LOG_UNAVAILABLE,
+        model.TIMEOUT,
+    }
+    | set(OTHER_RECORDS)
+)
+# --lean-tags moves the ids to fields
+FIELDS = frozenset(key for schema in SCHEMAS for key in schema.columns(lean=True)[1])
+TAGS = frozenset(key for schema in SCHEMAS for key in schema.tags)
 FLUX_COLUMNS = frozenset({"_time", "_value", "_field", "_measurement", "_start", "_stop"})
 CONCLUSIONS = frozenset(
     {
@@ -148,16 +157,21 @@ def compared(flux: str, column: str) -> list[str]:
 # ---------------------------------------------------------------------------- files
 
 
-def test_grafana_dashboard_is_json_with_the_five_panels() -> None:
+PANELS = 8
+
+
+def test_grafana_dashboard_is_json_with_its_panels() -> None:
     dashboard = json.loads(GRAFANA.read_text(encoding="utf-8"))
     titles = [panel["title"] for panel in dashboard["panels"]]
-    assert len(titles) == 5, titles
+    assert len(titles) == PANELS, titles
+    for title in ("Usage by runner label", "Cost by failure type", "Queue depth by runner label"):
+        assert title in titles
     variables = {variable["name"] for variable in dashboard["templating"]["list"]}
     assert "bucket" in variables
     for panel in dashboard["panels"]:
         for target in panel["targets"]:
             assert 'from(bucket: "${bucket}")' in target["query"], panel["title"]
-    assert len({panel["id"] for panel in dashboard["panels"]}) == 5
+    assert len({panel["id"] for panel in dashboard["panels"]}) == PANELS
 
 
 def test_influxdb_template_is_an_influx_apply_package() -> None:
@@ -169,7 +183,7 @@ def test_influxdb_template_is_an_influx_apply_package() -> None:
     dashboards = [doc for doc in docs if doc["kind"] == "Dashboard"]
     assert len(dashboards) == 1
     charts = dashboards[0]["spec"]["charts"]
-    assert len(charts) == 5
+    assert len(charts) == PANELS
     variables = {doc["spec"]["name"] for doc in docs if doc["kind"] == "Variable"}
     assert "bucket" in variables
     for chart in charts:
@@ -217,6 +231,45 @@ def test_flux_values_are_ones_multivac_writes(where: str, flux: str) -> None:
         assert flaky == "true", f"{where}: the flaky tag is only ever 'true'"
 
 
+def measurements_selected(flux: str) -> set[str]:
+    """Measurements the query keeps with `r._measurement == "..."`."""
+    return set(re.findall(r'\br\._measurement\s*==\s*"([^"]*)"', flux))
+
+
+@pytest.mark.parametrize(("where", "flux"), ALL_QUERIES, ids=[where for where, _ in ALL_QUERIES])
+def test_a_query_of_one_record_type_names_only_its_columns(where: str, flux: str) -> None:
+    """`runner_load` has no `repository`, `runs` no `job_name`: a query that keeps one
+    such measurement may name only the tags and fields of that record type."""
+    flux = strip_comments(flux)
+    chosen = measurements_selected(flux) & set(OTHER_RECORDS)
+    if not chosen:
+        return
+    allowed = FLUX_COLUMNS | defined_columns(flux)
+    for measurement in chosen:
+        tags, fields = OTHER_RECORDS[measurement].columns(lean=True)
+        allowed |= set(tags) | set(fields)
+    bad = [(how, name) for how, name in named_columns(flux) if name not in allowed]
+    bad += [("_field", name) for name in compared(flux, "_field") if name not in allowed]
+    assert not bad, f"{where}: not columns of {sorted(chosen)}: {bad}"
+
+
+def test_queries_of_job_fields_shared_with_runs_leave_the_runs_out() -> None:
+    """`queued_s` and `html_url` are fields of runs points too: a query of them must
+    filter to the jobs (by status, or by leaving `runs` out)."""
+    shared = set(model.FIELD_KEYS) & set(model.RUN_FIELD_KEYS)
+    assert shared == {"queued_s", "billable_min", "cost_usd", "html_url"}
+    for where, flux in ALL_QUERIES:
+        flux = strip_comments(flux)
+        if not set(compared(flux, "_field")) & shared:
+            continue
+        keeps_jobs = (
+            bool(compared(flux, "status"))
+            or f'r._measurement != "{model.RUNS}"' in flux
+            or bool(measurements_selected(flux) - {model.RUNS})
+        )
+        assert keeps_jobs, f"{where}: reads a field runs points have too"
+
+
 def test_the_checker_catches_names_outside_the_schema() -> None:
     bad = """from(bucket: v.bucket)
       |> filter(fn: (r) => r._measurement == "job_failures" and r._field == "duration")
@@ -233,7 +286,11 @@ def test_the_checker_catches_names_outside_the_schema() -> None:
     assert compared(regex, "_measurement") == ["test_failure", "crash"]
 
 
-def test_every_tag_and_field_is_known_to_the_checker() -> None:
+@pytest.mark.parametrize(
+    "kind", [model.JobRecord, model.StepRecord, model.RunRecord, model.LoadRecord]
+)
+def test_every_tag_and_field_is_known_to_the_checker(kind: type[model.Record]) -> None:
     # the schema the tests import is the one the sinks write
-    row: dict[str, Any] = model.JobRecord("m", 0, {}, {}).row(lean=False)
-    assert set(row) - {"time", "measurement"} == TAGS | frozenset(model.FIELD_KEYS)
+    for lean in (False, True):
+        row: dict[str, Any] = kind("m", 0, {}, {}).row(lean=lean)
+        assert set(row) - {"time", "measurement"} <= TAGS | FIELDS

@@ -20,7 +20,7 @@ from multivac.config import GatherPlan, InfluxSettings, in_shard
 from multivac.errors import MultivacError, SinkError
 from multivac.gather import Gatherer, GatherOptions, Summary
 from multivac.github import GitHubSource
-from multivac.model import PointKey, Record
+from multivac.model import JOB_SCHEMA, RUN_SCHEMA, STEP_SCHEMA, PointKey, Record, Schema
 from multivac.retry import RetryPolicy
 from multivac.sinks import build_sink
 from multivac.sinks.base import Sink
@@ -55,6 +55,10 @@ def describe(summary: Summary, source: GitHubSource, influx_note: str | None) ->
     if summary.measurements:
         by = ", ".join(f"{name} {count}" for name, count in summary.measurements.most_common())
         head += f" ({by})"
+    if summary.points:
+        head += " and " + ", ".join(
+            f"{count} {name} points" for name, count in sorted(summary.points.items())
+        )
     notes: list[str] = []
     anomalies = summary.anomalies
     for count, text in (
@@ -71,6 +75,14 @@ def describe(summary: Summary, source: GitHubSource, influx_note: str | None) ->
             notes.append(f"{count} {text}")
     for conclusion, count in summary.odd_conclusions.items():
         notes.append(f"{count} jobs concluded {conclusion}")
+    if summary.unknown_labels:
+        named = "; ".join(
+            f"{labels} ({count})" for labels, count in sorted(summary.unknown_labels.items())
+        )
+        notes.append(
+            f"{summary.unknown_labels.total()} jobs on unknown runners billed as self-hosted: "
+            f"{named} (map them with --price-table)"
+        )
     governor = source.governor
     if governor.retries:
         notes.append(f"{governor.retries} retries")
@@ -115,6 +127,15 @@ def _deliver_spool(sink: Sink, console: Console) -> None:
             console.print(f"delivered {delivered} spooled points to InfluxDB first.", markup=False)
 
 
+def schemas(plan: GatherPlan) -> tuple[Schema, ...]:
+    """The record types a gather with this plan writes (one CSV header holds them all)."""
+    return (
+        JOB_SCHEMA,
+        *((STEP_SCHEMA,) if plan.steps else ()),
+        *((RUN_SCHEMA,) if plan.runs else ()),
+    )
+
+
 def gather(plan: GatherPlan, console: Console, *, sink: Sink | None = None) -> Summary:
     """Run a gather. Raises a MultivacError (after printing the summary) when it could
     not finish; what was gathered before is written and kept in the store."""
@@ -149,6 +170,7 @@ def gather(plan: GatherPlan, console: Console, *, sink: Sink | None = None) -> S
                 create_bucket=plan.create_bucket,
                 policy=plan.influx_policy,
                 notify=notify,
+                schemas=schemas(plan),
             )
             try:
                 _deliver_spool(sink, console)
@@ -207,6 +229,9 @@ def _gather_into(
             lean=plan.lean,
             concurrency=plan.concurrency,
             fetch_logs=plan.fetch_logs,
+            steps=plan.steps,
+            runs=plan.runs,
+            prices=plan.prices,
         ),
         catalog,
         summary=summary,

@@ -35,14 +35,12 @@ from multivac.model import (
     FAILED_CONCLUSIONS,
     JOB_CANCELLED,
     Job,
-    JobRecord,
     Record,
-    build_record,
-    flaky_job_ids,
 )
 from multivac.serve.emitter import Emitter
 from multivac.serve.live import LiveState, label_of
 from multivac.serve.metrics import CONTENT_TYPE, Metrics
+from multivac.serve.records import attempt_records, run_records_of
 from multivac.serve.signature import HEADER, Signature
 from multivac.serve.worker import Worker
 from multivac.store import Store
@@ -281,8 +279,9 @@ class Service:
         return True
 
     def _records(self, job: Job) -> list[Record]:
-        """The records of every stored attempt of this job not waiting for its log: a
-        later attempt can make an earlier failure flaky (a new point for it)."""
+        """The records of every stored attempt of this job not waiting for its log (a
+        later attempt can make an earlier failure flaky: a new point for it), and the
+        steps of this one."""
         store = self.store
         assert store is not None
         run = store.run_of(job.run_id)
@@ -290,19 +289,14 @@ class Service:
             return []
         attempts = store.attempts_of(job.run_id, job.name)
         ids = [attempt.id for attempt in attempts]
-        waiting = store.pending_of(ids)
-        known = store.classifications_for(ids)
-        flaky = flaky_job_ids(attempts)
-        records: list[Record] = []
-        for attempt in attempts:
-            if attempt.id in waiting:
-                continue
-            record: JobRecord | None = build_record(
-                run, attempt, known.get(attempt.id), lean=self.plan.lean, flaky=attempt.id in flaky
-            )
-            if record is not None:
-                records.append(record)
-        return records
+        return attempt_records(
+            self.plan,
+            run,
+            attempts,
+            store.classifications_for(ids),
+            waiting=store.pending_of(ids),
+            steps_of=(job.id,),
+        )
 
     def _whole(self, run_id: int, created: float | None) -> bool:
         """Whether serve saw every job of a run: the run began after serve started
@@ -326,6 +320,8 @@ class Service:
         created = run.created_at.timestamp() if run and run.created_at else None
         if self._whole(run_id, created):
             store.mark_jobs_complete(run_id)
+            if run is not None:
+                self.emitter.submit(run_records_of(self.plan, store, run))
 
     def _run(self, delivery: str, repo: str, action: str, data: dict[str, Any]) -> bool | None:
         """A workflow_run delivery: `completed` stores the run; its jobs are the ones
@@ -337,9 +333,11 @@ class Service:
             return None
         run = run_from_json(repo, data)
         created = run.created_at.timestamp() if run.created_at else None
-        if not store.take_run(delivery, run, complete=self._whole(run.id, created)):
+        whole = self._whole(run.id, created)
+        if not store.take_run(delivery, run, complete=whole):
             return False
-        self.emitter.submit(run_records(run))
+        if whole:  # else a gather of the window writes them, with every job
+            self.emitter.submit(run_records_of(self.plan, store, run))
         return True
 
     # ------------------------------------------------------------------ reading
@@ -363,9 +361,3 @@ class Service:
             "jobs_in_flight": len(self.live),
         }
         return JSONResponse(body, status_code=200 if body["ok"] else 503)
-
-
-def run_records(_run: object) -> list[Record]:
-    """The records of a completed run. Hook for the `runs` measurement (issue 11): once
-    model.py has a run record type, build it here from the run and its stored jobs."""
-    return []

@@ -24,6 +24,7 @@ from multivac.gather import Gatherer, GatherOptions
 from multivac.github import GitHubSource
 from multivac.serve.emitter import Emitter
 from multivac.serve.metrics import Metrics
+from multivac.serve.records import attempt_records, run_records_of
 from multivac.store import Store
 
 #: a job whose log or annotations could not be read is tried again after this long,
@@ -83,8 +84,15 @@ class Worker:
                 )
                 gatherer = Gatherer(
                     source,
+                    # classification only: records are built here (attempt_records),
+                    # the runs' points when a run is whole
                     GatherOptions(
-                        repos=(), since=None, until=datetime.now(UTC), lean=self.plan.lean
+                        repos=(),
+                        since=None,
+                        until=datetime.now(UTC),
+                        lean=self.plan.lean,
+                        runs=False,
+                        prices=self.plan.prices,
                     ),
                     self.catalog,
                     archive=LogArchive(
@@ -132,13 +140,22 @@ class Worker:
         attempts = store.attempts_of(run_id, job.name)
         ids = [attempt.id for attempt in attempts]
         known = store.classifications_for(ids)
+        waiting = store.pending_of(ids)
         result = gatherer.build(run, attempts, known, fetched=True)
         for pending_id, why in result.pending.items():
             self._later(pending_id, redact(why))
         found = {i: c for i, c in result.classifications.items() if i not in known}
         if job_id in known:
             found[job_id] = known[job_id]  # classified meanwhile (a gather): take it off
-        if not self.emitter.submit(result.records).wait(WRITE_WAIT_S):
+        classes = {**known, **result.classifications}
+        still = waiting - set(found)
+        run = store.run_of(run_id) or run  # the run itself may have come in meanwhile
+        # the newly classified jobs (with their steps) and the attempts they make flaky
+        records = attempt_records(self.plan, run, attempts, classes, waiting=still, steps_of=found)
+        completed, whole = store.run_completion(run_id) or (False, False)
+        if completed and whole:  # what the run's points count may have changed
+            records += run_records_of(self.plan, store, run)
+        if not self.emitter.submit(records).wait(WRITE_WAIT_S):
             self._later(job_id, "its record could not be written")
             return
         if found:

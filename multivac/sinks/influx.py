@@ -22,7 +22,7 @@ from multivac.config import InfluxSettings, redact
 from multivac.errors import SinkError
 from multivac.model import PointKey, Record
 from multivac.retry import Notify, Outage, OutageStop, RetryPolicy
-from multivac.sinks.lineproto import to_line
+from multivac.sinks.lineproto import to_lines
 
 CHUNK = 5000
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
@@ -311,7 +311,7 @@ class InfluxSink:
     def write(self, records: Iterable[Record]) -> None:
         """Buffer lines and send full chunks; close() sends the rest. A point lost from
         the buffer by a hard kill is sent again by the next gather of the window."""
-        self._buffer.extend(line for line in (to_line(r) for r in records) if line)
+        self._buffer.extend(to_lines(records))
         while len(self._buffer) >= self.chunk_size:
             chunk, self._buffer = self._buffer[: self.chunk_size], self._buffer[self.chunk_size :]
             self._send(chunk)
