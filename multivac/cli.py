@@ -2,7 +2,8 @@
 
 Domain errors become one line on stderr and an exit code here and nowhere else:
 0 done, 1 an error (what was gathered before it is kept), 2 bad input or settings,
-3 stopped early by GitHub's rate limit (partial data, run again later), 130 interrupted.
+3 stopped early by GitHub's rate limit (partial data, run again later), 4 an alert rule
+fired (`multivac check`), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -68,7 +69,10 @@ app = typer.Typer(
 )
 rules_app = typer.Typer(help="Show and check the failure rules.", no_args_is_help=True)
 failures_app = typer.Typer(help="Failed jobs by failure type.", no_args_is_help=True)
-config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="Show the effective configuration, or print an example config file.",
+    no_args_is_help=True,
+)
 app.add_typer(config_app, name="config")
 app.add_typer(rules_app, name="rules")
 app.add_typer(failures_app, name="failures")
@@ -101,15 +105,36 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+class _Global:
+    """The global --config option, for every command's Environment."""
+
+    config: Path | None = None
+
+
+def _env() -> Environment:
+    return Environment(config_path=_Global.config)
+
+
 @app.callback()
 def _root(
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            metavar="FILE",
+            help="The config file (default: $MULTIVAC_CONFIG, else multivac.toml in the "
+            "current directory when there is one).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Configuration comes from flags, then the environment, then `.env` in the current
-    directory (a variable already set is never overridden)."""
+    directory (a variable already set is never overridden), then the config file."""
+    _Global.config = config_file
 
 
 # ---------------------------------------------------------------------------- options
@@ -162,19 +187,25 @@ StateDirOpt = Annotated[
     ),
 ]
 MaxWaitOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--max-wait",
         metavar="DURATION",
         help="How long to wait out a GitHub outage (5xx, dropped connections) or a rate "
-        "limit before stopping with what was gathered (a duration like 15m; a rerun "
+        "limit before stopping with what was gathered (a duration, default 15m; a rerun "
         "completes the window).",
+        show_default=False,
     ),
 ]
 ConcurrencyOpt = Annotated[
-    int,
+    int | None,
     typer.Option(
-        "--concurrency", metavar="N", min=1, max=32, help="Runs fetched at once (1 to 32)."
+        "--concurrency",
+        metavar="N",
+        min=1,
+        max=32,
+        help="Runs fetched at once (1 to 32, default 4).",
+        show_default=False,
     ),
 ]
 
@@ -244,15 +275,17 @@ def gather(
         ),
     ] = None,
     fmt: Annotated[
-        Format,
+        Format | None,
         typer.Option(
             "--format",
             "-f",
             case_sensitive=False,
-            help="Output format. csv and json need no database; influxdb writes to "
-            "INFLUX_URL/INFLUX_BUCKET; line-protocol prints what influxdb would send.",
+            help="Output format (default csv). csv, json, jsonl and influx-csv need no "
+            "database; influxdb writes to every InfluxDB target (INFLUX_URL/INFLUX_BUCKET, "
+            "[[influx]] in the config file); line-protocol prints what influxdb would send.",
+            show_default=False,
         ),
-    ] = Format.csv,
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -285,8 +318,8 @@ def gather(
             help="Do not download logs: failed jobs are keyed unknown_failure (saves API budget).",
         ),
     ] = False,
-    concurrency: ConcurrencyOpt = 4,
-    max_wait: MaxWaitOpt = "15m",
+    concurrency: ConcurrencyOpt = None,
+    max_wait: MaxWaitOpt = None,
     state_dir: StateDirOpt = None,
 ) -> None:
     """Gather every job attempt of every completed workflow run created in the window.
@@ -299,7 +332,7 @@ def gather(
 
     with handled():
         plan = config.plan_gather(
-            Environment(),
+            _env(),
             repos=repos,
             org=org,
             shard=shard,
@@ -323,14 +356,31 @@ def gather(
 
 
 @app.command()
-def replay(state_dir: StateDirOpt = None) -> None:
-    """Deliver the points spooled while InfluxDB was unreachable (every gather does this first)."""
+def replay(
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="FILE",
+            help="Files to load into the InfluxDB targets: CSV, annotated CSV, JSON, "
+            "JSON Lines or line protocol (told apart by name and content).",
+            show_default=False,
+        ),
+    ] = None,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Deliver the points spooled while an InfluxDB target was unreachable (every gather
+    does this first), then load FILEs into every target.
+
+    A bad line in a file stops the load with exit 2, naming the file and the line; the
+    records before it are written.
+    """
     from multivac.commands.gather import replay as run_replay
 
     with handled():
-        env = Environment()
+        env = _env()
         policy = config.influx_wait(env, config.retry_policy(env))
-        run_replay(config.state_dir(state_dir, env), config.influx_settings(env), policy, err)
+        targets = config.influx_targets(env)
+        run_replay(config.state_dir(state_dir, env), targets, policy, err, files or ())
 
 
 # ---------------------------------------------------------------------------- classify
@@ -351,7 +401,7 @@ def classify(
     from multivac.commands import local
 
     with handled():
-        sources = config.rule_sources(rules, Environment())
+        sources = config.rule_sources(rules, _env())
         code = local.classify_files(logs, sources, as_json, err)
         if code:
             raise typer.Exit(code)
@@ -366,7 +416,7 @@ def rules_list(rules: RulesOpt = None) -> None:
     from multivac.commands import local
 
     with handled():
-        local.list_rules(config.rule_sources(rules, Environment()))
+        local.list_rules(config.rule_sources(rules, _env()))
 
 
 @rules_app.command("check")
@@ -411,7 +461,7 @@ def _store_command(
     *,
     all_stored: bool = False,
 ) -> tuple[config.StorePlan, config.GitHubSettings, RetryPolicy]:
-    env = Environment()
+    env = _env()
     plan = config.plan_store(
         env,
         repos=repos,
@@ -554,7 +604,7 @@ def reclassify(
 
     with handled():
         plan = config.plan_reclassify(
-            Environment(),
+            _env(),
             repos=repos,
             since=since,
             until=until,
@@ -573,16 +623,27 @@ def reclassify(
 
 @config_app.command("show")
 def config_show(state_dir: StateDirOpt = None) -> None:
-    """Print every setting, its value (secrets redacted) and where it came from."""
+    """Print every setting, its value (secrets redacted) and where it came from: a flag,
+    the environment, .env or the config file (with the line)."""
     from multivac.doctor import effective
 
     with handled():
-        env = Environment()
+        env = _env()
         rows = effective(env, state_dir)
         width = max(len(name) for name, _ in rows)
         for name, source in rows:
             typer.echo(f"{name:<{width}}  {source.value}  [{source.origin}]")
         typer.echo(f"{'.env':<{width}}  {env.dotenv_path or '(none in the current directory)'}")
+        chosen = f"{env.config.path} ({env.config.how})" if env.config else "(none)"
+        typer.echo(f"{'config file':<{width}}  {chosen}")
+
+
+@config_app.command("init")
+def config_init() -> None:
+    """Print a complete, commented example config file (multivac.toml) to stdout."""
+    from multivac.configfile import EXAMPLE
+
+    typer.echo(EXAMPLE, nl=False)
 
 
 @app.command()
@@ -608,7 +669,7 @@ def doctor(
         typer.echo(f"{mark}  {redact(check.text)}")
 
     with handled():
-        if not run_doctor(Environment(), repos or [], emit):
+        if not run_doctor(_env(), repos or [], emit):
             raise typer.Exit(1)
 
 

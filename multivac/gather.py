@@ -334,11 +334,12 @@ class Gatherer:
                 for future in pending:
                     future.cancel()
 
-    def run(self, sink: Sink) -> Summary:
-        """Write each run's records, then remember the run: a kill between the two only
-        means the run is fetched and written again (points are idempotent)."""
+    def stream(self) -> Iterator[RunResult]:
+        """Each run's result, for the caller to write before asking for the next; the
+        run is remembered in the store only then, so a run whose records were not
+        written (an error, a consumer that stopped) is fetched and written again."""
         for result in self.results():
-            publish(sink, result.records, self.store)
+            yield result
             with self.summary.lock:
                 self.summary.measurements.update(r.measurement for r in result.records)
             if self.store is not None and result.fetched and not result.vanished:
@@ -347,6 +348,12 @@ class Gatherer:
                 with self.summary.lock:
                     self.summary.unchanged_runs += 1
             self.progress(1)
+
+    def run(self, sink: Sink) -> Summary:
+        """Write each run's records, then remember the run: a kill between the two only
+        means the run is fetched and written again (points are idempotent)."""
+        for result in self.stream():
+            publish(sink, result.records, self.store)
         return self.summary
 
 
