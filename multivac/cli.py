@@ -618,6 +618,110 @@ def reclassify(
         run_reclassify(plan, err)
 
 
+# ---------------------------------------------------------------------------- check
+
+
+@app.command()
+def check(
+    repos: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="OWNER/REPO",
+            help="Only these repositories (default: every repository the local store holds).",
+            show_default=False,
+        ),
+    ] = None,
+    failure_share: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--failure-share",
+            metavar="TYPE[=FACTOR]",
+            help="Fire when a failure type's share of all jobs in the last --hours grew by "
+            "FACTOR (default 2) over the hours before; TYPE '*' checks every type "
+            "(repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    new_signatures: Annotated[
+        bool,
+        typer.Option(
+            "--new-signatures",
+            help="Fire on a failure signature that no job had before the last --hours.",
+        ),
+    ] = False,
+    queue_p95: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--queue-p95",
+            metavar="LABEL=DURATION",
+            help="Fire when a runner label's queue time p95 is over DURATION; LABEL '*' "
+            "checks every label (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    flaky_share: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--flaky-share",
+            metavar="WORKFLOW=PERCENT",
+            help="Fire when more than PERCENT of a workflow's failed jobs passed on a "
+            "re-run; WORKFLOW '*' checks every workflow (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    hours: Annotated[
+        float | None,
+        typer.Option(
+            "--hours",
+            metavar="N",
+            help="The window of the rules given as flags, in hours (default: alerts.hours "
+            "of the config file, else 24).",
+            show_default=False,
+        ),
+    ] = None,
+    min_jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--min-jobs",
+            metavar="N",
+            min=1,
+            help="Fire only with at least N jobs behind a finding (default 5; 1 for new "
+            "signatures).",
+            show_default=False,
+        ),
+    ] = None,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Evaluate alert rules over the local store; exit 4 when one fires.
+
+    Rules come from the flags, or else from [[alerts.*]] in the config file. Prints one
+    line per finding; inside GitHub Actions writes a Markdown summary to
+    $GITHUB_STEP_SUMMARY; when a rule fires, posts it to the Slack-compatible webhook in
+    $MULTIVAC_ALERT_WEBHOOK (with retries; the URL is never printed).
+    """
+    from multivac.alerts import EXIT_FIRED
+    from multivac.commands.check import check as run_check
+
+    with handled():
+        plan = config.plan_check(
+            _env(),
+            repos=repos,
+            failure_share=failure_share,
+            new_signatures=new_signatures,
+            queue_p95=queue_p95,
+            flaky_share=flaky_share,
+            hours=hours,
+            min_jobs=min_jobs,
+            state=state_dir,
+        )
+        report = run_check(plan, err)
+        if report.fired:
+            err.print(
+                f"{len(report.fired)} of {len(report.findings)} findings fired.", markup=False
+            )
+            raise typer.Exit(EXIT_FIRED)
+
+
 # ---------------------------------------------------------------------------- config
 
 

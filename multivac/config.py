@@ -25,6 +25,7 @@ from multivac.errors import ConfigError
 from multivac.retry import RetryPolicy
 
 if TYPE_CHECKING:
+    from multivac.alerts import Rule
     from multivac.sinks import Format
 
 DEFAULT_API_URL = "https://api.github.com"
@@ -665,4 +666,69 @@ def plan_reclassify(
         lean=env.enabled(lean, "gather.lean_tags"),
         dry_run=dry_run,
         targets=targets,
+    )
+
+
+@dataclass(frozen=True)
+class CheckPlan:
+    """`multivac check`: alert rules over the local store, and where alerts go."""
+
+    repos: tuple[str, ...]  # empty: every stored repository
+    state_dir: Path
+    github_url: str  # the store keeps runs per GitHub
+    rules: tuple[Rule, ...]
+    webhook: Secret | None  # the webhook URL is a secret: whoever has it can post
+    webhook_variable: str
+    policy: RetryPolicy
+
+
+ALERT_WEBHOOK = "MULTIVAC_ALERT_WEBHOOK"
+
+
+def plan_check(
+    env: Environment,
+    *,
+    repos: list[str] | None,
+    failure_share: list[str] | None = None,
+    new_signatures: bool = False,
+    queue_p95: list[str] | None = None,
+    flaky_share: list[str] | None = None,
+    hours: float | None = None,
+    min_jobs: int | None = None,
+    state: Path | None = None,
+) -> CheckPlan:
+    """Rules from the flags when any is given, else from the config file."""
+    from multivac import alerts
+
+    for repo in repos or ():
+        if not _REPO.match(repo):
+            raise ConfigError(f"Repository {repo!r} is not of the form OWNER/REPO.")
+    default_hours = float(pick(None, env, "alerts.hours", default="24").value)
+    rules: list[Rule] = alerts.rules_from_flags(
+        failure_share=failure_share or (),
+        new_signatures=new_signatures,
+        queue_p95=queue_p95 or (),
+        flaky_share=flaky_share or (),
+        hours=hours if hours is not None else default_hours,
+        min_jobs=min_jobs,
+    )
+    if not rules and env.config is not None:
+        rules = alerts.rules_from_file(env.config)
+    if not rules:
+        raise ConfigError(
+            "no alert rules: give --failure-share, --new-signatures, --queue-p95 or "
+            "--flaky-share, or add [[alerts.*]] rules to the config file "
+            "(`multivac config init` shows them)."
+        )
+    variable = pick(None, env, "alerts.webhook_env", default=ALERT_WEBHOOK).value
+    found = env.variable(variable)
+    webhook = Secret(found.value.strip()) if found is not None else None
+    return CheckPlan(
+        repos=tuple(repos or ()),
+        state_dir=state_dir(state, env),
+        github_url=github_settings(env).api_url,
+        rules=tuple(rules),
+        webhook=webhook,
+        webhook_variable=variable,
+        policy=retry_policy(env).bounded(60.0),
     )

@@ -133,6 +133,7 @@ class Classification:
     line_number: int | None
     evidence: str
     excerpt: str = ""
+    signature: str = ""  # short hash of the normalised evidence: the same failure, twice
 
 
 #: tags that single out one job's point on their own (with measurement and time)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +22,7 @@ from typing import Any
 from multivac.errors import StoreError
 from multivac.model import Classification, Job, JobRecord, PointKey, Run, Step
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -70,7 +70,8 @@ CREATE TABLE IF NOT EXISTS classifications (
     line_number INTEGER,
     evidence TEXT NOT NULL,
     excerpt TEXT NOT NULL,
-    classified_at REAL NOT NULL
+    classified_at REAL NOT NULL,
+    signature TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS emitted (
     job_id INTEGER PRIMARY KEY,
@@ -131,7 +132,23 @@ def _prefixed(columns: str, alias: str) -> str:
 _ADDED_COLUMNS = (
     ("runs", "github", "TEXT NOT NULL DEFAULT ''"),
     ("emitted", "key", "TEXT"),
+    ("classifications", "signature", "TEXT NOT NULL DEFAULT ''"),
 )
+
+
+def _classification(row: Sequence[Any]) -> Classification:
+    """type, rule, step, line_number, evidence, excerpt, signature: by name, so that a
+    field added to Classification does not shift the columns."""
+    kind, rule, step, line_number, evidence, excerpt, signature = row
+    return Classification(
+        type=kind,
+        rule=rule,
+        step=step,
+        line_number=line_number,
+        evidence=evidence,
+        excerpt=excerpt,
+        signature=signature or "",
+    )
 
 
 def _migrate(connection: sqlite3.Connection) -> None:
@@ -283,7 +300,7 @@ class Store:
             )
             now = time.time()
             self._write(
-                "INSERT OR REPLACE INTO classifications VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO classifications VALUES (?,?,?,?,?,?,?,?,?)",
                 [
                     (
                         job_id,
@@ -294,6 +311,7 @@ class Store:
                         c.evidence,
                         c.excerpt,
                         now,
+                        c.signature,
                     )
                     for job_id, c in classifications.items()
                 ],
@@ -378,11 +396,12 @@ class Store:
 
     def classifications_of(self, run_id: int) -> dict[int, Classification]:
         cursor = self.db.execute(
-            "SELECT c.job_id, c.type, c.rule, c.step, c.line_number, c.evidence, c.excerpt "
-            "FROM classifications c JOIN jobs j ON j.id = c.job_id WHERE j.run_id = ?",
+            "SELECT c.job_id, c.type, c.rule, c.step, c.line_number, c.evidence, c.excerpt, "
+            "c.signature FROM classifications c JOIN jobs j ON j.id = c.job_id "
+            "WHERE j.run_id = ?",
             (run_id,),
         )
-        return {row[0]: Classification(*row[1:]) for row in cursor}
+        return {row[0]: _classification(row[1:]) for row in cursor}
 
     def _by_ids(self, sql: str, job_ids: Iterable[int]) -> Iterator[tuple[Any, ...]]:
         """Rows of `sql` (with one `{marks}` placeholder) for many ids, 500 at a time."""
@@ -394,8 +413,20 @@ class Store:
     def set_classification(self, job_id: int, classification: Classification) -> None:
         c = classification
         self._write(
-            "INSERT OR REPLACE INTO classifications VALUES (?,?,?,?,?,?,?,?)",
-            [(job_id, c.type, c.rule, c.step, c.line_number, c.evidence, c.excerpt, time.time())],
+            "INSERT OR REPLACE INTO classifications VALUES (?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    job_id,
+                    c.type,
+                    c.rule,
+                    c.step,
+                    c.line_number,
+                    c.evidence,
+                    c.excerpt,
+                    time.time(),
+                    c.signature,
+                )
+            ],
         )
 
     def stored_jobs(
@@ -418,7 +449,7 @@ class Store:
         with closing(
             self.db.execute(
                 f"SELECT {_prefixed(RUN_COLUMNS, 'r')}, {_prefixed(JOB_COLUMNS, 'j')}, "
-                "c.type, c.rule, c.step, c.line_number, c.evidence, c.excerpt "
+                "c.type, c.rule, c.step, c.line_number, c.evidence, c.excerpt, c.signature "
                 f"FROM runs r JOIN jobs j ON j.run_id = r.id "
                 f"LEFT JOIN classifications c ON c.job_id = j.id {where} "
                 "ORDER BY r.created_at DESC, r.id DESC, j.rowid",
@@ -429,8 +460,20 @@ class Store:
                 run = self._run(row[:_RUNS])
                 job = self._job(row[_RUNS : _RUNS + _JOBS])
                 rest = row[_RUNS + _JOBS :]
-                cls = Classification(*rest) if rest[0] is not None else None
+                cls = _classification(rest) if rest[0] is not None else None
                 yield StoredJob(run, job, cls)
+
+    def signatures_before(self, repositories: Iterable[str], moment: datetime) -> set[str]:
+        """Failure signatures of jobs created before `moment` (alerts: what is new)."""
+        repos = list(repositories)
+        clause = f"AND r.repository IN ({','.join('?' * len(repos))})" if repos else ""
+        rows = self.db.execute(
+            "SELECT DISTINCT c.signature FROM classifications c "
+            "JOIN jobs j ON j.id = c.job_id JOIN runs r ON r.id = j.run_id "
+            f"WHERE c.signature != '' AND COALESCE(j.created_at, r.created_at) < ? {clause}",
+            [_ts(moment), *repos],
+        )
+        return {row[0] for row in rows}
 
     # ------------------------------------------------------------------ emitted points
 
