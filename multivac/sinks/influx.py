@@ -344,11 +344,15 @@ class InfluxSink:
                 self._down = True
                 self._remember(exc)
 
+    def flush(self) -> None:
+        """Send the buffered lines now (or spool them) instead of at close()."""
+        if self._buffer:
+            chunk, self._buffer = self._buffer, []
+            self._send(chunk)
+
     def close(self) -> None:
         try:
-            if self._buffer:
-                chunk, self._buffer = self._buffer, []
-                self._send(chunk)
+            self.flush()
         finally:
             self.writer.close()
 

@@ -110,6 +110,10 @@ class _Target:
     def replay(self) -> int:
         return sum(sink.replay() for sink in self.sinks)
 
+    def flush(self) -> None:
+        for sink in self.sinks:
+            sink.flush()
+
     def close(self) -> None:
         errors: list[BaseException] = []
         for sink in self.sinks:
@@ -197,6 +201,10 @@ class InfluxTargets:
         """Deliver every target's spool; points delivered, by target name."""
         counts = self._each(lambda target: target.replay())
         return {t.settings.name: n for t, n in zip(self.targets, counts, strict=True)}
+
+    def flush(self) -> None:
+        """Send what is buffered to every target now (what cannot go is spooled)."""
+        self._each(lambda target: target.flush())
 
     def pending(self) -> int:
         """Spool files waiting, over every target."""
