@@ -530,7 +530,10 @@ def plan_gather(
     window = parse_window(None if all_history else since, until)
     policy = retry_policy(env, max_wait)
     if not repos and not org and env.variable("GITHUB_REPOSITORY") is None:
+        # the file's choice: its repositories and its organisation, together
         org = pick(None, env, "github.org").value or None
+        listed = pick(None, env, "GITHUB_REPOSITORY").value
+        repos = [part.strip() for part in listed.split(",") if part.strip()] or None
     targets = influx_targets(env) if fmt is Format.influxdb else ()
     chosen_output = pick(str(output) if output else None, env, "gather.output").value
     return GatherPlan(
@@ -703,7 +706,12 @@ def plan_check(
     for repo in repos or ():
         if not _REPO.match(repo):
             raise ConfigError(f"Repository {repo!r} is not of the form OWNER/REPO.")
-    default_hours = float(pick(None, env, "alerts.hours", default="24").value)
+    default_hours = 24.0
+    entry = env.config.entries.get("alerts.hours") if env.config is not None else None
+    if entry is not None and env.config is not None:
+        default_hours = float(entry.value)
+        if default_hours <= 0:
+            raise env.config.error(entry.line, "alerts.hours must be more than 0")
     rules: list[Rule] = alerts.rules_from_flags(
         failure_share=failure_share or (),
         new_signatures=new_signatures,
