@@ -189,7 +189,7 @@ def gather(plan: GatherPlan, console: Console, *, sink: Sink | None = None) -> S
             if influx.spooled
             else ""
         )
-        raise SinkError(influx.failure + later)
+        raise SinkError(influx.failure.rstrip(".") + "." + later)
     if summary.pending_jobs:
         raise PendingLogs(
             f"the logs of {summary.pending_jobs} failed jobs could not be read; they are "
