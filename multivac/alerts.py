@@ -243,7 +243,7 @@ def _queued(item: Outcome) -> float | None:
 
 
 def duration(seconds: float) -> str:
-    if seconds < 90:
+    if seconds < 600:
         return f"{seconds:.0f}s"
     if seconds < 5400:
         return f"{seconds / 60:.1f}m"

@@ -690,6 +690,15 @@ def check(
             show_default=False,
         ),
     ] = None,
+    max_wait: Annotated[
+        str | None,
+        typer.Option(
+            "--max-wait",
+            metavar="DURATION",
+            help="How long to retry posting to the webhook (a duration, default 1m).",
+            show_default=False,
+        ),
+    ] = None,
     state_dir: StateDirOpt = None,
 ) -> None:
     """Evaluate alert rules over the local store; exit 4 when one fires.
@@ -713,6 +722,7 @@ def check(
             hours=hours,
             min_jobs=min_jobs,
             state=state_dir,
+            max_wait=max_wait,
         )
         report = run_check(plan, err)
         if report.fired:

@@ -699,6 +699,7 @@ def plan_check(
     hours: float | None = None,
     min_jobs: int | None = None,
     state: Path | None = None,
+    max_wait: str | None = None,
 ) -> CheckPlan:
     """Rules from the flags when any is given, else from the config file."""
     from multivac import alerts
@@ -738,5 +739,6 @@ def plan_check(
         rules=tuple(rules),
         webhook=webhook,
         webhook_variable=variable,
-        policy=retry_policy(env).bounded(60.0),
+        # a webhook is retried for a minute, not for a gather's budget
+        policy=retry_policy(env, max_wait or "1m"),
     )
