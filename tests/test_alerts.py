@@ -251,7 +251,7 @@ def flaky_store(store: Store) -> None:
     b = Builder(store)
     for n in range(10):  # 10 failed attempts of CI, 3 passed on a re-run
         b.job(4, "failure", type="test_failure", retried=n < 3)
-    for n in range(5):  # 5 failed attempts of Nightly, none retried
+    for _ in range(5):  # 5 failed attempts of Nightly, none retried
         b.job(
             4,
             "failure",
