@@ -30,9 +30,10 @@ from rich.console import Console
 
 from multivac import config
 from multivac.config import Environment
-from multivac.errors import SinkError
+from multivac.errors import IngestError, SinkError
 from multivac.gather import Summary
 from multivac.model import Classification, Record
+from multivac.sinks.influx import CHUNK
 
 if TYPE_CHECKING:
     from multivac.classify import Catalog
@@ -168,17 +169,27 @@ class Writer:
     def write(self, points: Point | Iterable[Point]) -> None:
         from multivac.ingest import record_from_dict
 
-        if isinstance(points, Record | Mapping):
-            points = [points]
-        records: list[Record] = []
-        for point in points:
-            if isinstance(point, Record):
-                records.append(point)
-            else:
-                records.append(record_from_dict(point, default_time_ns=time.time_ns()))
         if self._closed:
             raise SinkError("this InfluxDB writer is closed.")
-        self._targets.write(records)
+        if isinstance(points, Record | Mapping):
+            points = [points]
+        batch: list[Record] = []
+        try:
+            # in chunks: an iterator of any length in bounded memory
+            for number, point in enumerate(points, start=1):
+                if isinstance(point, Record):
+                    batch.append(point)
+                    continue
+                try:
+                    batch.append(record_from_dict(point, default_time_ns=time.time_ns()))
+                except IngestError as exc:
+                    raise IngestError(f"point {number}: {exc}") from None
+                if len(batch) >= CHUNK:
+                    self._targets.write(batch)
+                    batch = []
+        finally:
+            # a bad dict stops the write; the points before it are still sent
+            self._targets.write(batch)
 
     def flush(self) -> None:
         self._targets.flush()
