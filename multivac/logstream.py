@@ -30,24 +30,36 @@ def clean_text(text: str) -> str:
 
 _TIMESTAMP_BYTES = re.compile(rb"^(?:\xef\xbb\xbf)?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ?")
 _ANSI_BYTES = re.compile(rb"\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
-_CONTROL_DELETE = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F])
+CONTROL_DELETE = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F])
+#: control bytes a line may still hold after `tidy` (lines with them are always checked)
+CONTROL_BYTES = bytes(
+    [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x1B), *range(0x1C, 0x20), 0x7F]
+)
+CONTROL_CLASS = r"[\x00-\x08\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f]"
 
 
 def clean_line(raw: bytes) -> str:
     """One raw log line (no newline) as clean text: no timestamp, BOM or control bytes."""
     raw = _TIMESTAMP_BYTES.sub(b"", raw[:MAX_LINE], count=1)
-    return raw.decode("utf-8", "replace").lstrip("\ufeff")
+    return clean_bytes(raw)
 
 
-def _tidy(block: bytes) -> bytes:
-    """Line endings, colours and control bytes of a block of whole lines; timestamps stay
-    (they are removed per candidate line, which is far cheaper than per block)."""
-    block = block.replace(b"\r\n", b"\n")
+def clean_bytes(raw: bytes) -> str:
+    """Text of a line whose prefix (columns, timestamp) is already gone."""
+    text = raw[:MAX_LINE].translate(None, CONTROL_DELETE).decode("utf-8", "replace")
+    return text.lstrip("\ufeff")
+
+
+def tidy(block: bytes) -> bytes:
+    """Line endings and colours of a block of whole lines. Timestamps and other control
+    bytes stay: they are removed per candidate line, far cheaper than per block."""
     if b"\r" in block:
-        block = block.replace(b"\r", b" ")  # progress bars: keep GitHub's line numbers
+        block = block.replace(b"\r\n", b"\n")
+        if b"\r" in block:
+            block = block.replace(b"\r", b" ")  # progress bars: keep GitHub's line numbers
     if b"\x1b" in block:
         block = _ANSI_BYTES.sub(b"", block)
-    return block.translate(None, _CONTROL_DELETE)
+    return block
 
 
 def raw_blocks(chunks: Iterable[bytes], block: int = 1 << 20) -> Iterator[bytes]:
@@ -75,9 +87,9 @@ def raw_blocks(chunks: Iterable[bytes], block: int = 1 << 20) -> Iterator[bytes]
             continue
         # a CR at the very end stays in carry with the rest: it may be half of a CRLF
         carry = joined[cut + 1 :]
-        yield _tidy(joined[: cut + 1])
+        yield tidy(joined[: cut + 1])
     tail = carry + b"".join(pending)
     if tail:
         if not tail.endswith(b"\n"):
             tail += b"\n"
-        yield _tidy(tail)
+        yield tidy(tail)

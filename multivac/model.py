@@ -133,7 +133,8 @@ class Classification:
     line_number: int | None
     evidence: str
     excerpt: str = ""
-    signature: str = ""  # short hash of the normalised evidence: the same failure, twice
+    also: str = ""  # types of steps that failed after the cause, comma-separated
+    signature: str = ""  # short hash of the normalised evidence (signature.py)
 
 
 #: tags that single out one job's point on their own (with measurement and time)

@@ -21,6 +21,7 @@ from multivac.classify import (
     load_catalog,
 )
 from multivac.errors import RuleError
+from multivac.signature import signature
 from tests.conftest import Invoke
 
 GENERIC_TYPES = {
@@ -213,7 +214,7 @@ def test_bom_crlf_nul_invalid_utf8_and_colours() -> None:
     )
     found = classify_log([data], CATALOG)
     assert found is not None
-    assert found.rule == "cargo-test"
+    assert found.rule == "cargo-test-summary"
     assert found.evidence == "test result: FAILED. 1 passed; 1 failed"
     assert found.line_number == 2
 
@@ -405,6 +406,8 @@ def test_classify_command_text_and_json(cli: Invoke, tmp_path: Path) -> None:
             "rule": "npm-resolution",
             "line_number": 2,
             "evidence": "npm ERR! code ERESOLVE",
+            "signature": signature("npm ERR! code ERESOLVE")[0],
+            "also": [],
         }
     ]
     missing = cli("classify", str(tmp_path / "nope.log"))

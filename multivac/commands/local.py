@@ -36,6 +36,8 @@ def classify_files(paths: list[Path], rules: Sequence[str], as_json: bool, conso
                 "rule": found.rule if found else None,
                 "line_number": found.line_number if found else None,
                 "evidence": found.evidence if found else None,
+                "signature": found.signature if found else None,
+                "also": found.also.split(",") if found and found.also else [],
             }
         )
     if as_json:
