@@ -74,7 +74,7 @@ class Builder:
         classifications = {}
         if type is not None:
             classifications[job.id] = Classification(
-                type, "rule", "Run tests", 3, evidence or f"{type} happened", "", signature
+                type, "rule", "Run tests", 3, evidence or f"{type} happened", signature=signature
             )
         self.store.save_run(run, jobs, classifications)
 
