@@ -31,7 +31,7 @@ from multivac.configfile import Block, ConfigFile
 from multivac.errors import ConfigError
 from multivac.html_report import percentile  # the report's, so that both agree
 from multivac.model import NOT_FAILURES
-from multivac.queries import Outcome, outcomes
+from multivac.queries import Outcome, new_signatures, outcomes
 from multivac.store import Store
 
 EVERY = "*"
@@ -309,29 +309,32 @@ def _failure_share(rule: FailureShare, periods: _Periods) -> list[Finding]:
     return findings
 
 
-def _new_signatures(rule: NewSignatures, periods: _Periods, known: set[str]) -> list[Finding]:
-    seen: dict[str, list[Outcome]] = defaultdict(list)
-    for item in periods.current:
-        cls = item.stored.classification
-        if not item.failed or cls is None or not cls.signature:
-            continue
-        if rule.types and item.measurement not in rule.types:
-            continue
-        seen[cls.signature].append(item)
+def _new_signatures(
+    rule: NewSignatures, history: Sequence[Outcome], texts: dict[str, str], now: datetime
+) -> list[Finding]:
+    """Signatures first seen in the window over all stored history: the same query as
+    `multivac failures new`."""
+    start = now - timedelta(hours=rule.hours)
+    found = new_signatures(history, texts, start, now)
     findings = []
-    for signature, items in sorted(seen.items(), key=lambda kv: (-len(kv[1]), kv[0])):
-        if signature in known or len(items) < rule.min_jobs:
+    for count in sorted(found, key=lambda c: (-c.jobs, c.signature)):
+        if rule.types and count.type not in rule.types:
             continue
-        first = items[0]
-        cls = first.stored.classification
-        evidence = cls.evidence if cls is not None else ""
+        if count.jobs < rule.min_jobs:
+            continue
         text = (
-            f"{signature} ({first.measurement}): {len(items)} jobs in the last "
-            f"{_hours(rule.hours)}, never seen before: {evidence}"
+            f"{count.signature} ({count.type}): {count.jobs} jobs in the last "
+            f"{_hours(rule.hours)}, never seen before: {count.text}"
         )
-        findings.append(
-            Finding(rule.kind, signature, True, text, tuple(_example(i) for i in items[:3]))
-        )
+        examples = [
+            _example(item)
+            for item in history
+            if (cls := item.stored.classification) is not None
+            and cls.signature == count.signature
+            and (when := _when(item)) is not None
+            and start <= when <= now
+        ]
+        findings.append(Finding(rule.kind, count.signature, True, text, tuple(examples[:3])))
     if not findings:
         scope = f" of {', '.join(rule.types)}" if rule.types else ""
         findings.append(
@@ -339,8 +342,7 @@ def _new_signatures(rule: NewSignatures, periods: _Periods, known: set[str]) -> 
                 rule.kind,
                 EVERY,
                 False,
-                f"no new failure signature{scope} in the last {_hours(rule.hours)} "
-                f"({len(seen)} signatures seen, all known before)",
+                f"no new failure signature{scope} in the last {_hours(rule.hours)}",
             )
         )
     return findings
@@ -412,14 +414,18 @@ def evaluate(
     chosen = list(repos) or store.repositories()
     items = list(outcomes(store, chosen, since, now)) if chosen else []
     report.jobs = len(items)
+    # new signatures are new against all stored history, read once when a rule needs it
+    history: list[Outcome] | None = None
+    texts: dict[str, str] = {}
     for rule in rules:
         periods = _Periods(items, now, rule.hours)
         if isinstance(rule, FailureShare):
             report.findings += _failure_share(rule, periods)
         elif isinstance(rule, NewSignatures):
-            start = now - timedelta(hours=rule.hours)
-            known = store.signatures_before(chosen, start) if chosen else set()
-            report.findings += _new_signatures(rule, periods, known)
+            if history is None:
+                history = list(outcomes(store, chosen, None, now)) if chosen else []
+                texts = store.signature_texts()
+            report.findings += _new_signatures(rule, history, texts, now)
         elif isinstance(rule, QueueP95):
             report.findings += _queue_p95(rule, periods)
         else:

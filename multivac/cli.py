@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -26,6 +27,11 @@ from multivac.retry import RetryPolicy
 from multivac.sinks import Format
 
 EXIT_INTERRUPTED = 130
+
+
+class StatsBy(StrEnum):
+    type = "type"
+    signature = "signature"
 
 
 def _readable_arguments() -> None:
@@ -73,6 +79,8 @@ config_app = typer.Typer(
     help="Show the effective configuration, or print an example config file.",
     no_args_is_help=True,
 )
+logs_app = typer.Typer(help="Failed jobs' logs kept in the local archive.", no_args_is_help=True)
+app.add_typer(logs_app, name="logs")
 app.add_typer(config_app, name="config")
 app.add_typer(rules_app, name="rules")
 app.add_typer(failures_app, name="failures")
@@ -320,6 +328,19 @@ def gather(
     ] = False,
     concurrency: ConcurrencyOpt = None,
     max_wait: MaxWaitOpt = None,
+    log_archive_mb: Annotated[
+        int | None,
+        typer.Option(
+            "--log-archive-mb",
+            metavar="MB",
+            min=0,
+            help="Keep failed jobs' logs, compressed, in the state directory up to this "
+            "size (oldest removed first), so that reclassify and `logs show` can read them "
+            "after GitHub deleted them. 0 turns it off. Default 2048 "
+            "(or $MULTIVAC_LOG_ARCHIVE_MB).",
+            show_default=False,
+        ),
+    ] = None,
     state_dir: StateDirOpt = None,
 ) -> None:
     """Gather every job attempt of every completed workflow run created in the window.
@@ -351,6 +372,7 @@ def gather(
             concurrency=concurrency,
             max_wait=max_wait,
             state=state_dir,
+            log_archive_mb=log_archive_mb,
         )
         run_gather(plan, err)
 
@@ -432,6 +454,59 @@ def rules_check(
             raise typer.Exit(code)
 
 
+@rules_app.command("suggest")
+def rules_suggest(
+    repos: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="OWNER/REPO",
+            help="Only these repositories (default: every one the store holds).",
+            show_default=False,
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="DURATION|DATE",
+            help="Only jobs of runs created since (default 90d).",
+            show_default=False,
+        ),
+    ] = None,
+    top: Annotated[
+        int, typer.Option("--top", metavar="N", min=1, help="At most this many drafts.")
+    ] = 10,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Draft rules for the failures no rule knows (unknown_failure), from the local store.
+
+    Jobs are grouped by the signature of the line that most likely names the cause;
+    the largest groups become draft rules (pattern, a type guess, the jobs' own lines as
+    examples) printed as YAML for a person to review. Nothing is written.
+    """
+    from multivac.commands import local
+
+    with handled():
+        env = _env()
+        window = config.parse_window(since or "90d", None)
+        found = local.suggest_rules(
+            config.state_dir(state_dir, env), tuple(repos or ()), window.since, top
+        )
+        err.print(f"{found} clusters of unknown failures.", markup=False)
+
+
+@logs_app.command("show")
+def logs_show(
+    job_id: Annotated[int, typer.Argument(metavar="JOB_ID", help="The job's id.")],
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Print a failed job's log as archived by gather (works after GitHub deleted it)."""
+    from multivac.commands import local
+
+    with handled():
+        local.show_log(config.state_dir(state_dir, _env()), job_id)
+
+
 # ---------------------------------------------------------------------------- failures
 
 FailSinceOpt = Annotated[
@@ -483,8 +558,18 @@ def failures_stats(
     rules: RulesOpt = None,
     state_dir: StateDirOpt = None,
     offline: OfflineOpt = False,
+    by: Annotated[
+        StatsBy,
+        typer.Option(
+            "--by",
+            case_sensitive=False,
+            help="type: per failure type; signature: per failure signature (the evidence "
+            "line without times, numbers and paths), with first and last seen.",
+        ),
+    ] = StatsBy.type,
 ) -> None:
-    """Count failed jobs per failure type, largest first, with the flaky share and total.
+    """Count failed jobs per failure type (or signature), largest first, with the flaky
+    share and total.
 
     Reads the local store, gathering first whatever part of the window it lacks.
     """
@@ -492,7 +577,58 @@ def failures_stats(
 
     with handled():
         plan, github, policy = _store_command(repos, since, until, rules, state_dir, offline)
-        failures.stats(plan, github, policy, err)
+        failures.stats(plan, github, policy, err, by_signature=by is StatsBy.signature)
+
+
+@failures_app.command("new")
+def failures_new(
+    repos: RepoArg = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="DURATION|DATE",
+            help="Start of the window (default 1d).",
+            show_default=False,
+        ),
+    ] = None,
+    until: UntilOpt = None,
+    rules: RulesOpt = None,
+    state_dir: StateDirOpt = None,
+    offline: OfflineOpt = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print a JSON array of {signature, type, text, jobs, first_seen, first_url, "
+            "commit_sha}.",
+        ),
+    ] = False,
+) -> None:
+    """List failure signatures first seen in the window, with the first job and count.
+
+    For each: the first job, its commit, and how many jobs of the window failed that way.
+
+    "First seen" looks at everything the local store holds for the repositories, so a
+    failure that came back after a quiet week is not new.
+    """
+    from multivac.commands import failures
+
+    with handled():
+        env = _env()
+        plan = config.plan_store(
+            env,
+            repos=repos,
+            since=since,
+            until=until,
+            rules=rules,
+            state=state_dir,
+            offline=offline,
+            default_since="1d",
+        )
+        failures.new(
+            plan, config.github_settings(env), config.retry_policy(env), err, as_json=as_json
+        )
 
 
 @failures_app.command("watch")

@@ -488,6 +488,7 @@ class GatherPlan:
     fetch_logs: bool = True
     concurrency: int = 4
     targets: tuple[InfluxSettings, ...] = ()  # every InfluxDB target (--format influxdb)
+    log_archive_mb: int = 2048
 
     @property
     def records_coverage(self) -> bool:
@@ -517,6 +518,7 @@ def plan_gather(
     concurrency: int | None = None,
     max_wait: str | None = None,
     state: Path | None = None,
+    log_archive_mb: int | None = None,
 ) -> GatherPlan:
     """Resolve and check a gather's flags against the environment, `.env` and the config
     file. Repositories and org are one choice: named on the command line, else
@@ -559,6 +561,7 @@ def plan_gather(
         fetch_logs=fetch_logs and pick(None, env, "gather.logs").value != "false",
         concurrency=_concurrency(env, concurrency),
         targets=targets,
+        log_archive_mb=archive_budget(env, log_archive_mb),
     )
 
 
@@ -577,6 +580,20 @@ def _concurrency(env: Environment, flag: int | None) -> int:
     if not 1 <= value <= 32:
         raise ConfigError(f"concurrency must be from 1 to 32 ({chosen.origin} says {value}).")
     return value
+
+
+def archive_budget(env: Environment, flag: int | None) -> int:
+    """Megabytes of failed jobs' logs to keep (--log-archive-mb, MULTIVAC_LOG_ARCHIVE_MB)."""
+    if flag is not None:
+        return flag
+    found = env.lookup("MULTIVAC_LOG_ARCHIVE_MB")
+    if found is None:
+        return 2048
+    if not found.value.strip().isdigit():
+        raise ConfigError(
+            f"MULTIVAC_LOG_ARCHIVE_MB must be a whole number of megabytes, got {found.value!r}."
+        )
+    return int(found.value)
 
 
 @dataclass(frozen=True)

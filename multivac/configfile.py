@@ -78,6 +78,7 @@ SCHEMA = Table(
                 "logs": Key("bool"),
                 "concurrency": Key("int"),
                 "create_bucket": Key("bool"),
+                "log_archive_mb": Key("int", "MULTIVAC_LOG_ARCHIVE_MB"),
             }
         ),
         "retry": Table(
@@ -537,6 +538,9 @@ logs = true
 concurrency = 4
 # create each target's bucket when it is missing (--create-bucket)
 create_bucket = false
+# megabytes of failed jobs' logs kept in the state directory, 0: none
+# (MULTIVAC_LOG_ARCHIVE_MB, --log-archive-mb)
+log_archive_mb = 2048
 
 [retry]
 # how long to wait out a GitHub outage or rate limit before stopping (--max-wait)

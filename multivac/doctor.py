@@ -39,6 +39,7 @@ SETTINGS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("MULTIVAC_SECONDARY_WAIT", ("MULTIVAC_SECONDARY_WAIT",), "60"),
     ("MULTIVAC_HTTP_TIMEOUT", ("MULTIVAC_HTTP_TIMEOUT",), "30"),
     ("MULTIVAC_INFLUX_WAIT", ("MULTIVAC_INFLUX_WAIT",), "30s"),
+    ("MULTIVAC_LOG_ARCHIVE_MB", ("MULTIVAC_LOG_ARCHIVE_MB",), "2048"),
     # settings of the config file that have a flag but no variable
     ("github.org", ("github.org",), ""),
     ("gather.since", ("gather.since",), "1d"),
@@ -185,12 +186,20 @@ def _target_checks(settings: InfluxSettings, named: bool) -> list[Check]:
     return checks
 
 
+def _engine_check() -> Check:
+    """Which log scanner classification uses; RE2 alone gives the same types, slower."""
+    from multivac.prefilter import active_engine, engine_status
+
+    fast = active_engine() == "hyperscan"
+    return Check(True if fast else None, f"log classification engine: {engine_status()}")
+
+
 def doctor(env: Environment, repos: list[str], emit: Callable[[Check], None]) -> bool:
     """Run every check, emit one line each; True when nothing failed."""
     found = env.lookup("GITHUB_REPOSITORY")
     targets = repos or ([found.value] if found else [])
     ok = True
-    for check in [*_github_checks(env, targets), *_influx_checks(env)]:
+    for check in [*_github_checks(env, targets), *_influx_checks(env), _engine_check()]:
         emit(check)
         ok = ok and check.ok is not False
     return ok

@@ -37,6 +37,7 @@ from multivac.publish import publish
 from multivac.sinks.base import Sink
 
 if TYPE_CHECKING:
+    from multivac.archive import LogArchive
     from multivac.classify import Catalog
     from multivac.store import KnownRun, Store
 
@@ -129,6 +130,7 @@ class Gatherer:
         catalog: Catalog | None,
         *,
         summary: Summary | None = None,
+        archive: LogArchive | None = None,
         notify: Callable[[str], None] | None = None,
         progress: Callable[[int], None] | None = None,
         on_total: Callable[[int], None] | None = None,
@@ -139,6 +141,7 @@ class Gatherer:
         self.options = options
         self.catalog = catalog
         self.summary = summary if summary is not None else Summary()
+        self.archive = archive
         self.notify = notify or (lambda _message: None)
         self.progress = progress or (lambda _n: None)
         self.on_total = on_total or (lambda _n: None)
@@ -165,7 +168,11 @@ class Gatherer:
         catalog = self.catalog
         failed = job.failed_step
 
+        archive = self.archive
+
         def scan(chunks: Iterator[bytes]) -> tuple[Classification | None, str]:
+            if archive is not None:
+                chunks = archive.tee(job.id, chunks)  # kept in the same pass
             return classify.scan_log(
                 chunks,
                 catalog,

@@ -65,6 +65,8 @@ FIELD_KEYS: tuple[str, ...] = (
     "failure_step",
     "rule",
     "evidence",
+    "signature",
+    "also",
 )
 _INT_LEAN_KEYS = frozenset({"job_id", "run_id", "run_attempt"})
 MAX_STRING = 4096
@@ -437,6 +439,10 @@ def build_record(
             fields["rule"] = clean(classification.rule)
         if classification.evidence:
             fields["evidence"] = clean(classification.evidence)
+        if classification.signature:
+            fields["signature"] = classification.signature
+        if classification.also:
+            fields["also"] = clean(classification.also)
     elif measurement not in (SUCCESS, CANCELLED) and job.failed_step is not None:
         fields["failure_step"] = clean(job.failed_step.name)
 

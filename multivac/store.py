@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +22,7 @@ from typing import Any
 from multivac.errors import StoreError
 from multivac.model import Classification, Job, JobRecord, PointKey, Run, Step
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -71,7 +71,13 @@ CREATE TABLE IF NOT EXISTS classifications (
     evidence TEXT NOT NULL,
     excerpt TEXT NOT NULL,
     classified_at REAL NOT NULL,
+    also TEXT NOT NULL DEFAULT '',
     signature TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS classifications_by_signature ON classifications (signature);
+CREATE TABLE IF NOT EXISTS signatures (
+    hash TEXT PRIMARY KEY,
+    text TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS emitted (
     job_id INTEGER PRIMARY KEY,
@@ -116,6 +122,7 @@ RUN_COLUMNS = (
     "id, repository, workflow, workflow_path, run_attempt, branch, commit_sha, event, "
     "status, conclusion, created_at, updated_at, html_url"
 )
+CLASSIFICATION_COLUMNS = "type, rule, step, line_number, evidence, excerpt, also, signature"
 JOB_COLUMNS = (
     "id, run_id, run_attempt, name, status, conclusion, created_at, started_at, "
     "completed_at, labels, runner_name, html_url, steps, workflow, branch, commit_sha"
@@ -132,23 +139,9 @@ def _prefixed(columns: str, alias: str) -> str:
 _ADDED_COLUMNS = (
     ("runs", "github", "TEXT NOT NULL DEFAULT ''"),
     ("emitted", "key", "TEXT"),
+    ("classifications", "also", "TEXT NOT NULL DEFAULT ''"),
     ("classifications", "signature", "TEXT NOT NULL DEFAULT ''"),
 )
-
-
-def _classification(row: Sequence[Any]) -> Classification:
-    """type, rule, step, line_number, evidence, excerpt, signature: by name, so that a
-    field added to Classification does not shift the columns."""
-    kind, rule, step, line_number, evidence, excerpt, signature = row
-    return Classification(
-        type=kind,
-        rule=rule,
-        step=step,
-        line_number=line_number,
-        evidence=evidence,
-        excerpt=excerpt,
-        signature=signature or "",
-    )
 
 
 def _migrate(connection: sqlite3.Connection) -> None:
@@ -157,10 +150,12 @@ def _migrate(connection: sqlite3.Connection) -> None:
         names = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
         if column not in names:
             connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
-    connection.execute(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
-        (str(SCHEMA_VERSION),),
-    )
+    found = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if found is None or found[0] != str(SCHEMA_VERSION):
+        connection.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
 
 
 @dataclass(frozen=True)
@@ -298,28 +293,11 @@ class Store:
                     for job in jobs
                 ],
             )
-            now = time.time()
-            self._write(
-                "INSERT OR REPLACE INTO classifications VALUES (?,?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        job_id,
-                        c.type,
-                        c.rule,
-                        c.step,
-                        c.line_number,
-                        c.evidence,
-                        c.excerpt,
-                        now,
-                        c.signature,
-                    )
-                    for job_id, c in classifications.items()
-                ],
-            )
+            self._classify(classifications)
             self._write("DELETE FROM pending WHERE run_id = ?", [(run.id,)])
             self._write(
                 "INSERT INTO pending VALUES (?,?,?,?)",
-                [(job_id, run.id, why, now) for job_id, why in pending.items()],
+                [(job_id, run.id, why, time.time()) for job_id, why in pending.items()],
             )
             self.db.execute("COMMIT")
         except BaseException:
@@ -396,12 +374,11 @@ class Store:
 
     def classifications_of(self, run_id: int) -> dict[int, Classification]:
         cursor = self.db.execute(
-            "SELECT c.job_id, c.type, c.rule, c.step, c.line_number, c.evidence, c.excerpt, "
-            "c.signature FROM classifications c JOIN jobs j ON j.id = c.job_id "
-            "WHERE j.run_id = ?",
+            f"SELECT c.job_id, {_prefixed(CLASSIFICATION_COLUMNS, 'c')} "
+            "FROM classifications c JOIN jobs j ON j.id = c.job_id WHERE j.run_id = ?",
             (run_id,),
         )
-        return {row[0]: _classification(row[1:]) for row in cursor}
+        return {row[0]: Classification(*row[1:]) for row in cursor}
 
     def _by_ids(self, sql: str, job_ids: Iterable[int]) -> Iterator[tuple[Any, ...]]:
         """Rows of `sql` (with one `{marks}` placeholder) for many ids, 500 at a time."""
@@ -411,9 +388,16 @@ class Store:
             yield from self.db.execute(sql.format(marks=",".join("?" * len(part))), part)
 
     def set_classification(self, job_id: int, classification: Classification) -> None:
-        c = classification
+        self._classify({job_id: classification})
+
+    def _classify(self, classifications: Mapping[int, Classification]) -> None:
+        """Upsert classifications, and the normalised text of their signatures."""
+        from multivac.signature import signature
+
+        now = time.time()
         self._write(
-            "INSERT OR REPLACE INTO classifications VALUES (?,?,?,?,?,?,?,?,?)",
+            f"INSERT OR REPLACE INTO classifications (job_id, {CLASSIFICATION_COLUMNS}, "
+            "classified_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
             [
                 (
                     job_id,
@@ -423,10 +407,21 @@ class Store:
                     c.line_number,
                     c.evidence,
                     c.excerpt,
-                    time.time(),
+                    c.also,
                     c.signature,
+                    now,
                 )
+                for job_id, c in classifications.items()
             ],
+        )
+        texts = {
+            c.signature: signature(c.evidence)[1]
+            for c in classifications.values()
+            if c.signature and c.evidence
+        }
+        self._write(
+            "INSERT OR IGNORE INTO signatures VALUES (?,?)",
+            [(hash_, text) for hash_, text in texts.items() if text],
         )
 
     def stored_jobs(
@@ -449,7 +444,7 @@ class Store:
         with closing(
             self.db.execute(
                 f"SELECT {_prefixed(RUN_COLUMNS, 'r')}, {_prefixed(JOB_COLUMNS, 'j')}, "
-                "c.type, c.rule, c.step, c.line_number, c.evidence, c.excerpt, c.signature "
+                f"{_prefixed(CLASSIFICATION_COLUMNS, 'c')} "
                 f"FROM runs r JOIN jobs j ON j.run_id = r.id "
                 f"LEFT JOIN classifications c ON c.job_id = j.id {where} "
                 "ORDER BY r.created_at DESC, r.id DESC, j.rowid",
@@ -460,20 +455,8 @@ class Store:
                 run = self._run(row[:_RUNS])
                 job = self._job(row[_RUNS : _RUNS + _JOBS])
                 rest = row[_RUNS + _JOBS :]
-                cls = _classification(rest) if rest[0] is not None else None
+                cls = Classification(*rest) if rest[0] is not None else None
                 yield StoredJob(run, job, cls)
-
-    def signatures_before(self, repositories: Iterable[str], moment: datetime) -> set[str]:
-        """Failure signatures of jobs created before `moment` (alerts: what is new)."""
-        repos = list(repositories)
-        clause = f"AND r.repository IN ({','.join('?' * len(repos))})" if repos else ""
-        rows = self.db.execute(
-            "SELECT DISTINCT c.signature FROM classifications c "
-            "JOIN jobs j ON j.id = c.job_id JOIN runs r ON r.id = j.run_id "
-            f"WHERE c.signature != '' AND COALESCE(j.created_at, r.created_at) < ? {clause}",
-            [_ts(moment), *repos],
-        )
-        return {row[0] for row in rows}
 
     # ------------------------------------------------------------------ emitted points
 
@@ -505,6 +488,10 @@ class Store:
                 for r in records
             ],
         )
+
+    def signature_texts(self) -> dict[str, str]:
+        """Every signature's normalised text."""
+        return dict(self.db.execute("SELECT hash, text FROM signatures").fetchall())
 
     def repositories(self) -> list[str]:
         """Repositories with stored runs from this store's GitHub (runs stored before the

@@ -491,25 +491,3 @@ def test_an_unreachable_webhook_is_retried_within_the_budget(cli: Invoke, tmp_pa
     assert last.endswith(" attempts in 2 s.")
     assert SECRET not in result.stderr
 
-
-def test_a_store_from_before_signatures_gains_the_column(tmp_path: Path) -> None:
-    import sqlite3
-
-    with Store.open(tmp_path) as opened:
-        Builder(opened).job(2, "failure", type="crash", signature="dddddddddddd")
-    with sqlite3.connect(tmp_path / Store.FILENAME) as db:
-        # the classifications table as the second schema had it, without the signature
-        db.executescript(
-            "ALTER TABLE classifications RENAME TO old;"
-            "CREATE TABLE classifications (job_id INTEGER PRIMARY KEY, type TEXT NOT NULL, "
-            "rule TEXT NOT NULL, step TEXT, line_number INTEGER, evidence TEXT NOT NULL, "
-            "excerpt TEXT NOT NULL, classified_at REAL NOT NULL);"
-            "INSERT INTO classifications SELECT job_id, type, rule, step, line_number, "
-            "evidence, excerpt, classified_at FROM old; DROP TABLE old;"
-        )
-    with Store.open(tmp_path) as upgraded:
-        (item,) = list(upgraded.stored_jobs([], None, None))
-        assert item.classification is not None
-        assert item.classification.type == "crash" and item.classification.signature == ""
-        Builder(upgraded).job(1, "failure", type="crash", signature="eeeeeeeeeeee")
-        assert upgraded.signatures_before([], NOW) == {"eeeeeeeeeeee"}

@@ -55,6 +55,10 @@ def test_doctor_reports_each_check(ghserver: FakeGitHub, cli: Invoke, vm: Victor
     assert good.exit_code == 0, good.stdout
     assert good.stdout.startswith("ok    GitHub API")
     assert "octo/ok: Actions readable (1 workflow runs)" in good.stdout
+    assert "ok    log classification engine: hyperscan" in good.stdout  # the test extra has it
+    plain = cli("doctor", "octo/ok", env={**env, "MULTIVAC_ENGINE": "re2"})
+    assert plain.exit_code == 0  # a slower engine is a warning, not a failure
+    assert "warn  log classification engine: re2 (chosen by MULTIVAC_ENGINE)" in plain.stdout
     bad = cli("doctor", "octo/missing", env=env)
     assert bad.exit_code == 1
     assert "FAIL  repository" not in bad.stdout

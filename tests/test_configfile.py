@@ -225,7 +225,7 @@ ERRORS = [
     (
         '[gather]\nformt = "csv"\n',
         "multivac.toml line 2: unknown key gather.formt ([gather] knows concurrency, "
-        "create_bucket, format, lean_tags, logs, output, since).",
+        "create_bucket, format, lean_tags, log_archive_mb, logs, output, since).",
     ),
     (
         '[[influx]]\nname = "a"\nurl = "http://a"\norg = "o"\nbucket = "b"\n'

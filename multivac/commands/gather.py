@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from multivac.archive import LogArchive
 from multivac.config import GatherPlan, InfluxSettings, in_shard
 from multivac.errors import IngestError, MultivacError, SinkError
 from multivac.gather import Gatherer, GatherOptions, RunResult, Summary
@@ -230,6 +231,7 @@ def results(
         ),
         catalog,
         summary=summary,
+        archive=LogArchive(plan.state_dir / "logs", plan.log_archive_mb << 20),
         notify=source.notify,
         progress=lambda n: progress.advance(task, n),
         on_total=lambda n: progress.update(task, total=(progress.tasks[0].total or 0) + n),

@@ -8,6 +8,7 @@ from contextlib import ExitStack
 
 from rich.console import Console
 
+from multivac.archive import LogArchive
 from multivac.config import ReclassifyPlan
 from multivac.errors import SinkError
 from multivac.model import JobRecord
@@ -25,7 +26,10 @@ def reclassify(plan: ReclassifyPlan, console: Console) -> None:
 
     catalog = load_catalog(plan.rules)
     with Store.open(plan.state_dir) as store:
-        changes = changed(store, catalog, plan.repos, plan.since, plan.until, lean=plan.lean)
+        archive = LogArchive(plan.state_dir / "logs", 0)  # read only: full logs beat excerpts
+        changes = changed(
+            store, catalog, plan.repos, plan.since, plan.until, lean=plan.lean, archive=archive
+        )
         moves = Counter(f"{c.old_measurement} -> {c.record.measurement}" for c in changes)
         verb = "would move" if plan.dry_run else "moved"
         if not plan.dry_run:
