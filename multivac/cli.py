@@ -390,11 +390,10 @@ def replay(
     ] = None,
     state_dir: StateDirOpt = None,
 ) -> None:
-    """Deliver the points spooled while an InfluxDB target was unreachable (every gather
-    does this first), then load FILEs into every target.
+    """Deliver the InfluxDB targets' spools, then load FILEs into every target.
 
-    A bad line in a file stops the load with exit 2, naming the file and the line; the
-    records before it are written.
+    A gather delivers the spools first as well. A bad line in a file stops the load with
+    exit 2, naming the file and the line; the records before it are written.
     """
     from multivac.commands.gather import replay as run_replay
 
@@ -873,8 +872,10 @@ def check(
 
 @config_app.command("show")
 def config_show(state_dir: StateDirOpt = None) -> None:
-    """Print every setting, its value (secrets redacted) and where it came from: a flag,
-    the environment, .env or the config file (with the line)."""
+    """Print every setting, its value (secrets redacted) and where it came from.
+
+    The origin is a flag, the environment, .env or the config file (with the line).
+    """
     from multivac.doctor import effective
 
     with handled():
