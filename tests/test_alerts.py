@@ -490,4 +490,3 @@ def test_an_unreachable_webhook_is_retried_within_the_budget(cli: Invoke, tmp_pa
     assert "could not be reached (connection refused); gave up after" in last
     assert last.endswith(" attempts in 2 s.")
     assert SECRET not in result.stderr
-
