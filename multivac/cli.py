@@ -2,7 +2,8 @@
 
 Domain errors become one line on stderr and an exit code here and nowhere else:
 0 done, 1 an error (what was gathered before it is kept), 2 bad input or settings,
-3 stopped early by GitHub's rate limit (partial data, run again later), 130 interrupted.
+3 stopped early by GitHub's rate limit (partial data, run again later), 4 an alert rule
+fired (`multivac check`), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -76,7 +77,10 @@ app = typer.Typer(
 )
 rules_app = typer.Typer(help="Show and check the failure rules.", no_args_is_help=True)
 failures_app = typer.Typer(help="Failed jobs by failure type.", no_args_is_help=True)
-config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="Show the effective configuration, or print an example config file.",
+    no_args_is_help=True,
+)
 logs_app = typer.Typer(help="Failed jobs' logs kept in the local archive.", no_args_is_help=True)
 app.add_typer(logs_app, name="logs")
 app.add_typer(config_app, name="config")
@@ -111,15 +115,36 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+class _Global:
+    """The global --config option, for every command's Environment."""
+
+    config: Path | None = None
+
+
+def _env() -> Environment:
+    return Environment(config_path=_Global.config)
+
+
 @app.callback()
 def _root(
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            metavar="FILE",
+            help="The config file (default: $MULTIVAC_CONFIG, else multivac.toml in the "
+            "current directory when there is one).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Configuration comes from flags, then the environment, then `.env` in the current
-    directory (a variable already set is never overridden)."""
+    directory (a variable already set is never overridden), then the config file."""
+    _Global.config = config_file
 
 
 # ---------------------------------------------------------------------------- options
@@ -172,13 +197,14 @@ StateDirOpt = Annotated[
     ),
 ]
 MaxWaitOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--max-wait",
         metavar="DURATION",
         help="How long to wait out a GitHub outage (5xx, dropped connections) or a rate "
-        "limit before stopping with what was gathered (a duration like 15m; a rerun "
+        "limit before stopping with what was gathered (a duration, default 15m; a rerun "
         "completes the window).",
+        show_default=False,
     ),
 ]
 PriceTableOpt = Annotated[
@@ -192,9 +218,14 @@ PriceTableOpt = Annotated[
     ),
 ]
 ConcurrencyOpt = Annotated[
-    int,
+    int | None,
     typer.Option(
-        "--concurrency", metavar="N", min=1, max=32, help="Runs fetched at once (1 to 32)."
+        "--concurrency",
+        metavar="N",
+        min=1,
+        max=32,
+        help="Runs fetched at once (1 to 32, default 4).",
+        show_default=False,
     ),
 ]
 
@@ -264,15 +295,17 @@ def gather(
         ),
     ] = None,
     fmt: Annotated[
-        Format,
+        Format | None,
         typer.Option(
             "--format",
             "-f",
             case_sensitive=False,
-            help="Output format. csv and json need no database; influxdb writes to "
-            "INFLUX_URL/INFLUX_BUCKET; line-protocol prints what influxdb would send.",
+            help="Output format (default csv). csv, json, jsonl and influx-csv need no "
+            "database; influxdb writes to every InfluxDB target (INFLUX_URL/INFLUX_BUCKET, "
+            "[[influx]] in the config file); line-protocol prints what influxdb would send.",
+            show_default=False,
         ),
-    ] = Format.csv,
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -321,8 +354,8 @@ def gather(
         ),
     ] = True,
     price_table: PriceTableOpt = None,
-    concurrency: ConcurrencyOpt = 4,
-    max_wait: MaxWaitOpt = "15m",
+    concurrency: ConcurrencyOpt = None,
+    max_wait: MaxWaitOpt = None,
     log_archive_mb: Annotated[
         int | None,
         typer.Option(
@@ -349,7 +382,7 @@ def gather(
 
     with handled():
         plan = config.plan_gather(
-            Environment(),
+            _env(),
             repos=repos,
             org=org,
             shard=shard,
@@ -377,14 +410,30 @@ def gather(
 
 
 @app.command()
-def replay(state_dir: StateDirOpt = None) -> None:
-    """Deliver the points spooled while InfluxDB was unreachable (every gather does this first)."""
+def replay(
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="FILE",
+            help="Files to load into the InfluxDB targets: CSV, annotated CSV, JSON, "
+            "JSON Lines or line protocol (told apart by name and content).",
+            show_default=False,
+        ),
+    ] = None,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Deliver the InfluxDB targets' spools, then load FILEs into every target.
+
+    A gather delivers the spools first as well. A bad line in a file stops the load with
+    exit 2, naming the file and the line; the records before it are written.
+    """
     from multivac.commands.gather import replay as run_replay
 
     with handled():
-        env = Environment()
+        env = _env()
         policy = config.influx_wait(env, config.retry_policy(env))
-        run_replay(config.state_dir(state_dir, env), config.influx_settings(env), policy, err)
+        targets = config.influx_targets(env)
+        run_replay(config.state_dir(state_dir, env), targets, policy, err, files or ())
 
 
 # ---------------------------------------------------------------------------- serve
@@ -474,7 +523,7 @@ def serve(
         ),
     ] = True,
     price_table: PriceTableOpt = None,
-    max_wait: MaxWaitOpt = "15m",
+    max_wait: MaxWaitOpt = None,
     state_dir: StateDirOpt = None,
 ) -> None:
     """Receive GitHub's workflow_job and workflow_run webhooks and write jobs as they finish.
@@ -488,7 +537,7 @@ def serve(
 
     with handled():
         plan = config.plan_serve(
-            Environment(),
+            _env(),
             host=host,
             port=port,
             output_format=Format(fmt.value),
@@ -525,7 +574,7 @@ def classify(
     from multivac.commands import local
 
     with handled():
-        sources = config.rule_sources(rules, Environment())
+        sources = config.rule_sources(rules, _env())
         code = local.classify_files(logs, sources, as_json, err)
         if code:
             raise typer.Exit(code)
@@ -540,7 +589,7 @@ def rules_list(rules: RulesOpt = None) -> None:
     from multivac.commands import local
 
     with handled():
-        local.list_rules(config.rule_sources(rules, Environment()))
+        local.list_rules(config.rule_sources(rules, _env()))
 
 
 @rules_app.command("check")
@@ -589,7 +638,7 @@ def rules_suggest(
     from multivac.commands import local
 
     with handled():
-        env = Environment()
+        env = _env()
         window = config.parse_window(since or "90d", None)
         found = local.suggest_rules(
             config.state_dir(state_dir, env), tuple(repos or ()), window.since, top
@@ -606,7 +655,7 @@ def logs_show(
     from multivac.commands import local
 
     with handled():
-        local.show_log(config.state_dir(state_dir, Environment()), job_id)
+        local.show_log(config.state_dir(state_dir, _env()), job_id)
 
 
 # ---------------------------------------------------------------------------- failures
@@ -638,7 +687,7 @@ def _store_command(
     *,
     all_stored: bool = False,
 ) -> tuple[config.StorePlan, config.GitHubSettings, RetryPolicy]:
-    env = Environment()
+    env = _env()
     plan = config.plan_store(
         env,
         repos=repos,
@@ -717,7 +766,7 @@ def failures_new(
     from multivac.commands import failures
 
     with handled():
-        env = Environment()
+        env = _env()
         plan = config.plan_store(
             env,
             repos=repos,
@@ -786,7 +835,7 @@ def report(
         plan, github, policy = _store_command(
             repos, since, until, rules, state_dir, offline, all_stored=True
         )
-        prices = config.price_table(price_table, Environment())
+        prices = config.price_table(price_table, _env())
         failures.report(plan, html, github, policy, err, prices)
 
 
@@ -863,7 +912,7 @@ def usage_command(
     from multivac.commands.minutes import usage_report
 
     with handled():
-        env = Environment()
+        env = _env()
         plan = config.plan_usage(
             env,
             repos=repos,
@@ -919,7 +968,7 @@ def capacity_command(
     from multivac.commands.minutes import capacity_report
 
     with handled():
-        env = Environment()
+        env = _env()
         plan = config.plan_capacity(
             env,
             repos=repos,
@@ -990,7 +1039,7 @@ def reclassify(
 
     with handled():
         plan = config.plan_reclassify(
-            Environment(),
+            _env(),
             repos=repos,
             since=since,
             until=until,
@@ -1004,21 +1053,148 @@ def reclassify(
         run_reclassify(plan, err)
 
 
+# ---------------------------------------------------------------------------- check
+
+
+@app.command()
+def check(
+    repos: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="OWNER/REPO",
+            help="Only these repositories (default: every repository the local store holds).",
+            show_default=False,
+        ),
+    ] = None,
+    failure_share: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--failure-share",
+            metavar="TYPE[=FACTOR]",
+            help="Fire when a failure type's share of all jobs in the last --hours grew by "
+            "FACTOR (default 2) over the hours before; TYPE '*' checks every type "
+            "(repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    new_signatures: Annotated[
+        bool,
+        typer.Option(
+            "--new-signatures",
+            help="Fire on a failure signature that no job had before the last --hours.",
+        ),
+    ] = False,
+    queue_p95: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--queue-p95",
+            metavar="LABEL=DURATION",
+            help="Fire when a runner label's queue time p95 is over DURATION; LABEL '*' "
+            "checks every label (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    flaky_share: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--flaky-share",
+            metavar="WORKFLOW=PERCENT",
+            help="Fire when more than PERCENT of a workflow's failed jobs passed on a "
+            "re-run; WORKFLOW '*' checks every workflow (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    hours: Annotated[
+        float | None,
+        typer.Option(
+            "--hours",
+            metavar="N",
+            help="The window of the rules given as flags, in hours (default: alerts.hours "
+            "of the config file, else 24).",
+            show_default=False,
+        ),
+    ] = None,
+    min_jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--min-jobs",
+            metavar="N",
+            min=1,
+            help="Fire only with at least N jobs behind a finding (default 5; 1 for new "
+            "signatures).",
+            show_default=False,
+        ),
+    ] = None,
+    max_wait: Annotated[
+        str | None,
+        typer.Option(
+            "--max-wait",
+            metavar="DURATION",
+            help="How long to retry posting to the webhook (a duration, default 1m).",
+            show_default=False,
+        ),
+    ] = None,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Evaluate alert rules over the local store; exit 4 when one fires.
+
+    Rules come from the flags, or else from [[alerts.*]] in the config file. Prints one
+    line per finding; inside GitHub Actions writes a Markdown summary to
+    $GITHUB_STEP_SUMMARY; when a rule fires, posts it to the Slack-compatible webhook in
+    $MULTIVAC_ALERT_WEBHOOK (with retries; the URL is never printed).
+    """
+    from multivac.alerts import EXIT_FIRED
+    from multivac.commands.check import check as run_check
+
+    with handled():
+        plan = config.plan_check(
+            _env(),
+            repos=repos,
+            failure_share=failure_share,
+            new_signatures=new_signatures,
+            queue_p95=queue_p95,
+            flaky_share=flaky_share,
+            hours=hours,
+            min_jobs=min_jobs,
+            state=state_dir,
+            max_wait=max_wait,
+        )
+        report = run_check(plan, err)
+        if report.fired:
+            err.print(
+                f"{len(report.fired)} of {len(report.findings)} findings fired.", markup=False
+            )
+            raise typer.Exit(EXIT_FIRED)
+
+
 # ---------------------------------------------------------------------------- config
 
 
 @config_app.command("show")
 def config_show(state_dir: StateDirOpt = None) -> None:
-    """Print every setting, its value (secrets redacted) and where it came from."""
+    """Print every setting, its value (secrets redacted) and where it came from.
+
+    The origin is a flag, the environment, .env or the config file (with the line).
+    """
     from multivac.doctor import effective
 
     with handled():
-        env = Environment()
+        env = _env()
         rows = effective(env, state_dir)
         width = max(len(name) for name, _ in rows)
         for name, source in rows:
             typer.echo(f"{name:<{width}}  {source.value}  [{source.origin}]")
         typer.echo(f"{'.env':<{width}}  {env.dotenv_path or '(none in the current directory)'}")
+        chosen = f"{env.config.path} ({env.config.how})" if env.config else "(none)"
+        typer.echo(f"{'config file':<{width}}  {chosen}")
+
+
+@config_app.command("init")
+def config_init() -> None:
+    """Print a complete, commented example config file (multivac.toml) to stdout."""
+    from multivac.configfile import EXAMPLE
+
+    typer.echo(EXAMPLE, nl=False)
 
 
 @app.command()
@@ -1044,7 +1220,7 @@ def doctor(
         typer.echo(f"{mark}  {redact(check.text)}")
 
     with handled():
-        if not run_doctor(Environment(), repos or [], emit):
+        if not run_doctor(_env(), repos or [], emit):
             raise typer.Exit(1)
 
 

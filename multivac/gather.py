@@ -373,11 +373,12 @@ class Gatherer:
                 for future in pending:
                     future.cancel()
 
-    def run(self, sink: Sink) -> Summary:
-        """Write each run's records, then remember the run: a kill between the two only
-        means the run is fetched and written again (points are idempotent)."""
+    def stream(self) -> Iterator[RunResult]:
+        """Each run's result, for the caller to write before asking for the next; the
+        run is remembered in the store only then, so a run whose records were not
+        written (an error, a consumer that stopped) is fetched and written again."""
         for result in self.results():
-            publish(sink, result.records, self.store)
+            yield result
             with self.summary.lock:
                 for record in result.records:
                     if isinstance(record, JobRecord):
@@ -390,6 +391,12 @@ class Gatherer:
                 with self.summary.lock:
                     self.summary.unchanged_runs += 1
             self.progress(1)
+
+    def run(self, sink: Sink) -> Summary:
+        """Write each run's records, then remember the run: a kill between the two only
+        means the run is fetched and written again (points are idempotent)."""
+        for result in self.stream():
+            publish(sink, result.records, self.store)
         return self.summary
 
 

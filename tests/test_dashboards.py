@@ -19,6 +19,7 @@ from multivac import model
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAFANA = ROOT / "dashboards" / "grafana" / "multivac.json"
+GRAFANA_ALERTS = ROOT / "dashboards" / "grafana" / "alert-rules.yaml"
 TEMPLATE = ROOT / "dashboards" / "influxdb" / "multivac-template.yml"
 
 #: the failure catalog's types (multivac/rules); a measurement is one of these or an outcome
@@ -98,10 +99,26 @@ def template_queries() -> list[tuple[str, str]]:
         for chart in spec.get("charts", []):
             for query in chart.get("queries") or []:
                 found.append((f"influxdb chart {chart['name']!r}", query["query"]))
+        if doc["kind"] == "CheckThreshold":
+            found.append((f"influxdb check {spec['name']!r}", spec["query"]))
     return found
 
 
-ALL_QUERIES = grafana_queries() + template_queries()
+def grafana_alert_rules() -> list[dict[str, Any]]:
+    data = yaml.safe_load(GRAFANA_ALERTS.read_text(encoding="utf-8"))
+    return [rule for group in data["groups"] for rule in group["rules"]]
+
+
+def grafana_alert_queries() -> list[tuple[str, str]]:
+    return [
+        (f"grafana alert {rule['title']!r}", item["model"]["query"])
+        for rule in grafana_alert_rules()
+        for item in rule["data"]
+        if item["datasourceUid"] != "__expr__"
+    ]
+
+
+ALL_QUERIES = grafana_queries() + template_queries() + grafana_alert_queries()
 
 
 def strip_comments(flux: str) -> str:
@@ -202,7 +219,77 @@ def test_both_dashboards_show_the_same_charts() -> None:
 
 def test_there_are_queries_to_check() -> None:
     assert len(grafana_queries()) >= 6
-    assert len(template_queries()) >= 6
+    assert len(template_queries()) >= 9
+    assert len(grafana_alert_queries()) == 4
+
+
+# ---------------------------------------------------------------------------- alerts
+
+
+def template_docs(kind: str) -> list[dict[str, Any]]:
+    docs = yaml.safe_load_all(TEMPLATE.read_text(encoding="utf-8"))
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+ALERT_NAMES = {"multivac: failure type spike", "multivac: queue time p95", "multivac: flaky share"}
+#: a check cannot look before its schedule's window, so "not seen before" is Grafana's
+GRAFANA_ONLY = {"multivac: new failure signature"}
+
+
+def test_grafana_and_influxdb_alert_on_the_same_conditions() -> None:
+    checks = {doc["spec"]["name"] for doc in template_docs("CheckThreshold")}
+    rules = {rule["title"] for rule in grafana_alert_rules()}
+    assert checks == ALERT_NAMES
+    assert rules == ALERT_NAMES | GRAFANA_ONLY
+
+
+@pytest.mark.parametrize("check", template_docs("CheckThreshold"), ids=lambda d: d["spec"]["name"])
+def test_each_check_is_one_pipeline_over_its_schedule(check: dict[str, Any]) -> None:
+    """What InfluxDB requires of a threshold check's query (notification/check/threshold.go):
+    one field compared with ==, one expression statement, and a range that is its `every`
+    (InfluxDB rewrites `start:` to -every anyway)."""
+    spec = check["spec"]
+    flux = strip_comments(spec["query"])
+    assert len(re.findall(r'\br\._field\s*==\s*"', flux)) == 1
+    body = [line for line in flux.splitlines() if line and not line.startswith("import ")]
+    assert not any(re.match(r"^[A-Za-z_]\w*\s*=", line) for line in body), "a variable"
+    assert re.findall(r"range\(start: -(\w+)\)", flux) == [spec["every"]]
+    for window in re.findall(r"aggregateWindow\(every: (\w+)", flux):
+        assert window == spec["every"]
+    assert 'from(bucket: "multivac")' in flux
+    assert {"key": "source", "value": "multivac"} in spec["tags"]
+    (threshold,) = spec["thresholds"]
+    assert threshold["type"] == "greater" and threshold["level"] == "CRIT"
+    assert isinstance(threshold["value"], float)
+
+
+def test_the_notification_rule_sends_every_check_to_the_endpoint() -> None:
+    (rule,) = template_docs("NotificationRule")
+    endpoints = {doc["metadata"]["name"]: doc for doc in template_docs("NotificationEndpointSlack")}
+    assert rule["spec"]["endpointName"] in endpoints
+    # the Slack URL is a secret: only a placeholder, and the endpoint starts inactive
+    endpoint = endpoints[rule["spec"]["endpointName"]]["spec"]
+    assert "REPLACE" in endpoint["url"] and endpoint["status"] == "inactive"
+    assert {"currentLevel": "CRIT"} in rule["spec"]["statusRules"]
+    assert rule["spec"]["tagRules"] == [{"key": "source", "value": "multivac", "operator": "equal"}]
+
+
+@pytest.mark.parametrize("rule", grafana_alert_rules(), ids=lambda r: r["title"])
+def test_each_grafana_alert_rule_is_complete(rule: dict[str, Any]) -> None:
+    dashboard = json.loads(GRAFANA.read_text(encoding="utf-8"))
+    refs = [item["refId"] for item in rule["data"]]
+    assert rule["condition"] in refs and len(set(refs)) == len(refs)
+    assert rule["uid"].startswith("multivac-") and rule["labels"] == {"source": "multivac"}
+    assert rule["dashboardUid"] == dashboard["uid"]
+    assert rule["panelId"] in {panel["id"] for panel in dashboard["panels"]}
+    for item in rule["data"]:
+        model = item["model"]
+        assert model["refId"] == item["refId"]
+        if item["datasourceUid"] == "__expr__":
+            assert model.get("expression") in refs
+        else:
+            assert item["datasourceUid"] == "multivac-influxdb"
+            assert 'from(bucket: "multivac")' in model["query"]
 
 
 # ---------------------------------------------------------------------------- the schema

@@ -786,3 +786,26 @@ def test_steps_are_written_once_with_their_job(tmp_path: Path) -> None:
     assert len(step_lines) == 3
     assert len([line for line in lines if "job_id=1101," in line and "flaky" in line]) == 1
     assert sum(1 for line in step_lines if "step=Run\\ tests" in line) == 1
+
+
+def test_the_config_files_gather_choices_shape_serves_records(tmp_path: Path) -> None:
+    """serve writes the points the file's gathers write: here `lean_tags` and `steps`."""
+    (tmp_path / "multivac.toml").write_text("[gather]\nlean_tags = true\nsteps = true\n")
+    out = tmp_path / "out.lp"
+    env = base_env(MULTIVAC_STATE_DIR=str(tmp_path / "state"))
+    now = datetime.now(UTC).replace(microsecond=0)
+    step = {
+        "name": "Set up job",
+        "status": "completed",
+        "conclusion": "success",
+        "number": 1,
+        "started_at": (now - timedelta(seconds=50)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "completed_at": (now - timedelta(seconds=40)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    with serving(["-o", str(out), "--no-logs"], env, tmp_path) as serve:
+        assert serve.post("workflow_job", completed_job(1201, steps=[step])).status_code == 202
+        wait_until(lambda: len([x for x in lp_lines(out) if not x.startswith("queue,")]) == 2)
+    job, steps = sorted(x for x in lp_lines(out) if not x.startswith("queue,"))[::-1]
+    assert job.startswith("successful_jobs,") and "job_id=1201i" in job  # a field
+    assert ",job_id=" not in job.split(" ")[0]
+    assert steps.startswith("steps,")

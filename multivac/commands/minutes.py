@@ -28,7 +28,7 @@ from multivac.minutes.usage import render, unknown_labels_note
 from multivac.model import LOAD_SCHEMA, LoadRecord, packaged_prices
 from multivac.retry import RetryPolicy
 from multivac.sinks import Format, build_sink
-from multivac.sinks.influx import InfluxSink
+from multivac.sinks.targets import InfluxTargets
 from multivac.store import Store
 
 #: runner_load points handed to the sink at a time (a month of minutes is ~250,000)
@@ -125,6 +125,7 @@ def _write_load(plan: CapacityPlan, load: MinuteLoad, console: Console) -> None:
             Format.influxdb if influxdb else Format.line_protocol,
             stack=stack,
             influx=plan.influx,
+            targets=plan.targets,
             spool_dir=spool,
             create_bucket=plan.create_bucket,
             policy=plan.influx_policy,
@@ -135,8 +136,8 @@ def _write_load(plan: CapacityPlan, load: MinuteLoad, console: Console) -> None:
         # end: frozen, the collector stops walking them again for every batch of points.
         gc.freeze()
         try:
-            if isinstance(sink, InfluxSink):
-                delivered = sink.replay()
+            if isinstance(sink, InfluxTargets):
+                delivered = sum(sink.replay().values())
                 if delivered:
                     console.print(f"delivered {delivered} spooled points first.", markup=False)
             for batch in _batches(load_points(load, by=plan.by)):
@@ -145,13 +146,13 @@ def _write_load(plan: CapacityPlan, load: MinuteLoad, console: Console) -> None:
         finally:
             gc.unfreeze()
             sink.close()
-    influx = sink if isinstance(sink, InfluxSink) else None
+    influx = sink if isinstance(sink, InfluxTargets) else None
     line = f"{points} runner_load points"
-    console.print(f"{line}; {influx.note(spool)}." if influx else f"{line}.", markup=False)
+    console.print(f"{line}; {influx.note()}." if influx else f"{line}.", markup=False)
     if influx is not None and influx.failure:
         later = (
             " The spooled points are delivered by the next gather or `multivac replay`."
-            if influx.stats.spooled
+            if influx.spooled
             else ""
         )
-        raise SinkError(influx.failure + later)
+        raise SinkError(influx.failure.rstrip(".") + "." + later)

@@ -14,7 +14,7 @@ from multivac.errors import SinkError
 from multivac.model import JobRecord
 from multivac.publish import publish
 from multivac.sinks import build_sink
-from multivac.sinks.influx import InfluxSink
+from multivac.sinks.targets import InfluxTargets
 from multivac.store import Store
 
 
@@ -52,6 +52,7 @@ def _write(plan: ReclassifyPlan, store: Store, records: Sequence[JobRecord]) -> 
             output=plan.output,
             lean=plan.lean,
             influx=plan.influx,
+            targets=plan.targets,
             spool_dir=plan.state_dir / "spool",
             policy=plan.policy,
         )
@@ -59,5 +60,5 @@ def _write(plan: ReclassifyPlan, store: Store, records: Sequence[JobRecord]) -> 
             publish(sink, records, store)
         finally:
             sink.close()
-        if isinstance(sink, InfluxSink) and sink.failure:
+        if isinstance(sink, InfluxTargets) and sink.failure:
             raise SinkError(sink.failure)

@@ -135,6 +135,6 @@ def _run(
 
 
 def _where(plan: ServePlan) -> str:
-    if plan.influx is not None:
-        return f"InfluxDB at {plan.influx.url}, bucket {plan.influx.bucket}"
+    if plan.targets:
+        return ", ".join(f"InfluxDB at {t.url}, bucket {t.bucket}" for t in plan.targets)
     return f"{plan.output_format.value} on {plan.output or 'stdout'}"

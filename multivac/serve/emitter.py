@@ -28,7 +28,7 @@ from multivac.publish import publish
 from multivac.serve.metrics import Metrics
 from multivac.sinks import build_sink
 from multivac.sinks.base import Sink
-from multivac.sinks.influx import InfluxSink
+from multivac.sinks.targets import InfluxTargets
 from multivac.store import Store
 
 LINGER_S = 0.25  # how long a batch waits for more records
@@ -100,15 +100,21 @@ class Emitter:
         return self._queue.qsize()
 
     def reachable(self) -> tuple[bool, str]:
-        """Whether the output takes records now, and what it is (for /healthz)."""
+        """Whether the output takes records now, and what it is (for /healthz): every
+        InfluxDB target answers its ping."""
         sink = self._sink
-        if isinstance(sink, InfluxSink):
-            up = sink.ping()
-            spooled = len(sink.spool.pending())
-            text = "InfluxDB answers" if up else "InfluxDB does not answer"
+        if isinstance(sink, InfluxTargets):
+            texts = []
+            up = True
+            for target in sink.targets:
+                answers = target.main.ping()
+                up = up and answers
+                name = f"InfluxDB {target.settings.name}" if len(sink.targets) > 1 else "InfluxDB"
+                texts.append(f"{name} {'answers' if answers else 'does not answer'}")
+            spooled = sink.pending()
             if spooled:
-                text += f"; {spooled} spool files wait for delivery"
-            return up, text
+                texts.append(f"{spooled} spool files wait for delivery")
+            return up, "; ".join(texts)
         if self.failure:
             return False, self.failure
         return sink is not None, str(self.plan.output or "stdout")
@@ -127,6 +133,7 @@ class Emitter:
                     output=self.plan.output,
                     lean=self.plan.lean,
                     influx=self.plan.influx,
+                    targets=self.plan.targets,
                     spool_dir=self.plan.state_dir / "spool",
                     create_bucket=self.plan.create_bucket,
                     policy=self.plan.influx_policy,
@@ -149,7 +156,7 @@ class Emitter:
 
     def _loop(self, sink: Sink, store: Store) -> None:
         last_replay = 0.0
-        if isinstance(sink, InfluxSink):
+        if isinstance(sink, InfluxTargets):
             last_replay = time.monotonic()
             self._replay(sink)
         while True:
@@ -176,21 +183,22 @@ class Emitter:
                         batches.append(item)
             if batches:
                 self._write(sink, store, batches)
-            if isinstance(sink, InfluxSink) and time.monotonic() - last_replay > REPLAY_EVERY_S:
+            if isinstance(sink, InfluxTargets) and time.monotonic() - last_replay > REPLAY_EVERY_S:
                 last_replay = time.monotonic()
-                if sink.spool.pending():
+                if sink.pending():
                     self._replay(sink)
             if stopping:
                 return
 
-    def _replay(self, sink: InfluxSink) -> None:
+    def _replay(self, sink: InfluxTargets) -> None:
         try:
             delivered = sink.replay()
         except MultivacError as exc:
             self.log(f"error: delivering the spool: {redact(str(exc))}")
             return
-        if delivered:
-            self.log(f"delivered {delivered} spooled points to InfluxDB.")
+        for name, count in delivered.items():
+            if count:
+                self.log(f"delivered {count} spooled points to InfluxDB {name}.")
 
     def _write(self, sink: Sink, store: Store, batches: list[_Batch]) -> None:
         records = [r for b in batches for r in b.records]

@@ -230,15 +230,17 @@ class InfluxSink:
         notify: Notify | None = None,
         create_bucket: bool = False,
         chunk_size: int = CHUNK,
+        label: str = "InfluxDB",
     ) -> None:
         policy = policy or RetryPolicy(max_wait_s=30.0)
         self.settings = settings
+        self.label = label  # "InfluxDB", or "InfluxDB NAME" for one of several targets
         self.writer = InfluxWriter(settings, timeout_s=policy.timeout_s)
         self.spool = Spool(spool_dir)
         self.stats = InfluxStats()
         self.chunk_size = chunk_size
         # the spool keeps what InfluxDB cannot take, so the wait is the policy's own
-        self.outage = Outage("InfluxDB", policy, notify=notify)
+        self.outage = Outage(label, policy, notify=notify)
         self._down = False  # once the server failed, later chunks go straight to the spool
         self._buffer: list[str] = []
         self._fatal: str | None = None
@@ -298,14 +300,14 @@ class InfluxSink:
         self.spool.reject(path, f"HTTP {exc.status}: {exc.message}")
         self.stats.rejected += count
         self.stats.messages.append(
-            f"InfluxDB rejected {count} points (HTTP {exc.status}): {exc.message}; "
+            f"{self.label} rejected {count} points (HTTP {exc.status}): {exc.message}; "
             f"set aside in {self.spool.rejected}."
         )
 
     def _remember(self, exc: WriteFailed) -> None:
         where = f"HTTP {exc.status}" if exc.status else "unreachable"
         self._fatal = (
-            f"InfluxDB at {self.settings.url} did not take the points ({where}): {exc.message}"
+            f"{self.label} at {self.settings.url} did not take the points ({where}): {exc.message}"
         )
 
     def write(self, records: Iterable[Record]) -> None:
@@ -353,8 +355,7 @@ class InfluxSink:
                 self._remember(exc)
 
     def flush(self) -> None:
-        """Send what is buffered now (a long-running writer such as `serve` calls this
-        after each batch instead of waiting for a full chunk)."""
+        """Send the buffered lines now (or spool them) instead of at close()."""
         if self._buffer:
             chunk, self._buffer = self._buffer, []
             self._send(chunk)
@@ -380,7 +381,7 @@ class InfluxSink:
     def note(self, spool_dir: Path) -> str:
         """What happened to the points, for the gather summary."""
         stats = self.stats
-        line = f"{stats.written} points written to InfluxDB"
+        line = f"{stats.written} points written to {self.label}"
         if stats.spooled:
             line += f", {stats.spooled} spooled to {spool_dir}"
         if stats.rejected:
