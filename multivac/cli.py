@@ -308,13 +308,33 @@ def gather(
             show_default=False,
         ),
     ] = None,
+    junit_artifacts: Annotated[
+        str | None,
+        typer.Option(
+            "--junit-artifacts",
+            metavar="GLOB",
+            help="Also read JUnit XML reports from the runs' artifacts whose name matches "
+            "(like 'junit-*'): the only test results of jobs that succeeded, whose logs "
+            "are not downloaded. Each artifact is read once.",
+            show_default=False,
+        ),
+    ] = None,
+    test_summary: Annotated[
+        bool,
+        typer.Option(
+            "--test-summary",
+            help="Also write a test_summary point per job with test results: counts of "
+            "passed, failed, skipped, hung and flaky tests.",
+        ),
+    ] = False,
     state_dir: StateDirOpt = None,
 ) -> None:
     """Gather every job attempt of every completed workflow run created in the window.
 
     Writes one record per job attempt (skipped jobs are left out): measurement = the job's
-    outcome or failure type, tags, queued_s and in_progress_s. Data goes to stdout or
-    --output, messages and the summary to stderr.
+    outcome or failure type, tags, queued_s and in_progress_s; and a `tests` record per
+    failed, hung or flaky test found in the failed jobs' logs (and JUnit artifacts). Data
+    goes to stdout or --output, messages and the summary to stderr.
     """
     from multivac.commands.gather import gather as run_gather
 
@@ -340,6 +360,8 @@ def gather(
             max_wait=max_wait,
             state=state_dir,
             log_archive_mb=log_archive_mb,
+            junit_artifacts=junit_artifacts,
+            test_summary=test_summary,
         )
         run_gather(plan, err)
 

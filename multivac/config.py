@@ -129,6 +129,20 @@ class InfluxSettings:
     token: Secret
     org: str
     bucket: str
+    tests_bucket: str = ""  # INFLUX_TESTS_BUCKET; empty: test points go to `bucket`
+
+    def bucket_for(self, role: str) -> str:
+        """The bucket of a record's role (`Record.BUCKET`, `model.bucket_role`)."""
+        from multivac.model import TESTS_BUCKET
+
+        if role == TESTS_BUCKET and self.tests_bucket:
+            return self.tests_bucket
+        return self.bucket
+
+    @property
+    def buckets(self) -> tuple[str, ...]:
+        """Every bucket these settings write to."""
+        return tuple(dict.fromkeys((self.bucket, self.tests_bucket or self.bucket)))
 
 
 def influx_settings(
@@ -155,6 +169,7 @@ def influx_settings(
         token=Secret(resolved["INFLUX_TOKEN"]),
         org=resolved["INFLUX_ORG"],
         bucket=resolved["INFLUX_BUCKET"],
+        tests_bucket=pick(None, env, "INFLUX_TESTS_BUCKET").value,
     )
 
 
@@ -333,6 +348,8 @@ class GatherPlan:
     fetch_logs: bool = True
     concurrency: int = 4
     log_archive_mb: int = 2048
+    junit_artifacts: str | None = None
+    test_summary: bool = False
 
     @property
     def records_coverage(self) -> bool:
@@ -363,6 +380,8 @@ def plan_gather(
     max_wait: str = "15m",
     state: Path | None = None,
     log_archive_mb: int | None = None,
+    junit_artifacts: str | None = None,
+    test_summary: bool = False,
 ) -> GatherPlan:
     """Resolve and check a gather's flags against the environment."""
     from multivac.sinks import Format
@@ -393,7 +412,20 @@ def plan_gather(
         fetch_logs=fetch_logs,
         concurrency=concurrency,
         log_archive_mb=archive_budget(env, log_archive_mb),
+        junit_artifacts=junit_glob(junit_artifacts),
+        test_summary=test_summary,
     )
+
+
+def junit_glob(text: str | None) -> str | None:
+    """`--junit-artifacts GLOB`: a pattern over artifact names (`*` for all)."""
+    if text is None:
+        return None
+    if not text.strip() or any(ch in text for ch in "\r\n\x00"):
+        raise ConfigError(
+            f"--junit-artifacts {text!r} must be a glob over artifact names, like 'junit-*'."
+        )
+    return text.strip()
 
 
 def archive_budget(env: Environment, flag: int | None) -> int:

@@ -29,6 +29,7 @@ SETTINGS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("INFLUX_TOKEN", ("INFLUX_TOKEN", "INFLUXDB_V2_TOKEN"), ""),
     ("INFLUX_ORG", ("INFLUX_ORG", "INFLUXDB_V2_ORG"), ""),
     ("INFLUX_BUCKET", ("INFLUX_BUCKET", "INFLUXDB_V2_BUCKET"), ""),
+    ("INFLUX_TESTS_BUCKET", ("INFLUX_TESTS_BUCKET",), ""),
     ("MULTIVAC_STATE_DIR", ("MULTIVAC_STATE_DIR",), ""),
     ("MULTIVAC_RULES", ("MULTIVAC_RULES",), ""),
 )

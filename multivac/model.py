@@ -201,6 +201,61 @@ class Schema:
 
 JOB_SCHEMA = Schema("job", TAG_KEYS, FIELD_KEYS, LEAN_KEYS)
 
+# test results (docs/tests.md): the ids are fields from the start, one series per test
+TEST_MEASUREMENT = "tests"
+TEST_SUMMARY_MEASUREMENT = "test_summary"
+TEST_TAG_KEYS: tuple[str, ...] = (
+    "repository",
+    "workflow",
+    "job_name",
+    "branch",
+    "platform",
+    "runner_label",
+    "framework",
+    "status",
+    "test",
+    "configuration",
+)
+TEST_FIELD_KEYS: tuple[str, ...] = (
+    "job_id",
+    "run_id",
+    "run_attempt",
+    "commit_sha",
+    "duration_s",
+    "message",
+    "html_url",
+)
+TEST_SCHEMA = Schema("test", TEST_TAG_KEYS, TEST_FIELD_KEYS)
+TEST_SUMMARY_SCHEMA = Schema(
+    "test_summary",
+    ("repository", "workflow", "job_name", "branch", "platform", "runner_label"),
+    (
+        "passed",
+        "failed",
+        "skipped",
+        "hung",
+        "flaky",
+        "dropped",
+        "job_id",
+        "run_id",
+        "run_attempt",
+        "commit_sha",
+        "html_url",
+    ),
+)
+
+#: where a record goes in InfluxDB: the job bucket, or the tests bucket
+#: (`INFLUX_TESTS_BUCKET`, default the job bucket). Each record type names its role.
+JOBS_BUCKET = "jobs"
+TESTS_BUCKET = "tests"
+_TEST_MEASUREMENTS = frozenset({TEST_MEASUREMENT, TEST_SUMMARY_MEASUREMENT})
+
+
+def bucket_role(measurement: str) -> str:
+    """The bucket role of a point known only by its measurement (a spooled line, a key
+    to delete); the measurements of test records are reserved for them."""
+    return TESTS_BUCKET if measurement in _TEST_MEASUREMENTS else JOBS_BUCKET
+
 
 def table_columns(schemas: Sequence[Schema], lean: bool) -> list[str]:
     """The header of a table holding records of these types: time, measurement, then
@@ -227,6 +282,7 @@ class Record:
     job_id: int = 0  # the job it describes (0: none); keys the store, never written as such
 
     SCHEMA: ClassVar[Schema]
+    BUCKET: ClassVar[str] = JOBS_BUCKET  # the bucket role (see `bucket_role`)
 
     @property
     def key(self) -> PointKey:
@@ -264,6 +320,25 @@ class JobRecord(Record):
         found = tags.get("job_id", fields.get("job_id"))
         job_id = int(found) if isinstance(found, int | str) and str(found).isdigit() else 0
         return cls(measurement, time_ns, tags, fields, job_id)
+
+
+@dataclass(frozen=True)
+class TestRecord(Record):
+    """One failed, hung or flaky test of one job (measurement `tests`). Passing tests
+    are never points: the `test` tag is already the expensive one."""
+
+    __test__ = False  # not a pytest test class, whatever its name says
+    SCHEMA: ClassVar[Schema] = TEST_SCHEMA
+    BUCKET: ClassVar[str] = TESTS_BUCKET
+
+
+@dataclass(frozen=True)
+class TestSummaryRecord(Record):
+    """One job's test counts (measurement `test_summary`, with `--test-summary`)."""
+
+    __test__ = False
+    SCHEMA: ClassVar[Schema] = TEST_SUMMARY_SCHEMA
+    BUCKET: ClassVar[str] = TESTS_BUCKET
 
 
 def format_time_ns(ns: int) -> str:

@@ -10,7 +10,7 @@ even when its predicate matches nothing, so both sides use `PointKey`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from multivac.model import JobRecord, PointKey, Record
@@ -63,3 +63,35 @@ def publish(sink: Sink, records: Sequence[Record], store: Store | None) -> None:
     sink.write(records)
     if store is not None and jobs:
         store.note_emitted(jobs)
+
+
+def publish_tests(
+    sink: Sink, records_by_job: Mapping[int, Sequence[Record]], store: Store | None
+) -> None:
+    """Write each job's test records as that job's complete set. A job's test points
+    change identity when a test's status changes (failed, then flaky once another
+    attempt passed it) or a test stops failing (an artifact says it passed): the points
+    the job wrote before under keys it no longer has are retracted first."""
+    records = [record for found in records_by_job.values() for record in found]
+    if store is None:
+        if records:
+            sink.write(records)
+        return
+    from multivac.testresults.store import TestStore
+
+    tests = TestStore(store)
+    before = tests.points(records_by_job)
+    stale: list[PointKey] = []
+    changed: dict[int, set[PointKey]] = {}
+    for job_id, found in records_by_job.items():
+        keys = {record.key for record in found}
+        old = before.get(job_id, set())
+        stale.extend(sorted(old - keys, key=PointKey.to_json))
+        if keys != old:
+            changed[job_id] = keys
+    if stale:
+        sink.retract(stale)
+    if records:
+        sink.write(records)
+    if changed:
+        tests.note_points(changed)

@@ -20,7 +20,14 @@ from multivac.config import GatherPlan, InfluxSettings, in_shard
 from multivac.errors import MultivacError, SinkError
 from multivac.gather import Gatherer, GatherOptions, Summary
 from multivac.github import GitHubSource
-from multivac.model import PointKey, Record
+from multivac.model import (
+    JOB_SCHEMA,
+    TEST_SCHEMA,
+    TEST_SUMMARY_SCHEMA,
+    PointKey,
+    Record,
+    Schema,
+)
 from multivac.retry import RetryPolicy
 from multivac.sinks import build_sink
 from multivac.sinks.base import Sink
@@ -29,6 +36,7 @@ from multivac.store import Store
 
 if TYPE_CHECKING:
     from multivac.classify import Catalog
+    from multivac.testresults.parsers import ParserSet
 
 
 class NullSink:
@@ -71,6 +79,7 @@ def describe(summary: Summary, source: GitHubSource, influx_note: str | None) ->
             notes.append(f"{count} {text}")
     for conclusion, count in summary.odd_conclusions.items():
         notes.append(f"{count} jobs concluded {conclusion}")
+    notes.extend(summary.tests.notes())
     governor = source.governor
     if governor.retries:
         notes.append(f"{governor.retries} retries")
@@ -119,10 +128,13 @@ def gather(plan: GatherPlan, console: Console, *, sink: Sink | None = None) -> S
     """Run a gather. Raises a MultivacError (after printing the summary) when it could
     not finish; what was gathered before is written and kept in the store."""
     catalog = None
+    parsers = None
     if plan.fetch_logs:
         from multivac.classify import load_catalog
+        from multivac.testresults import load_parsers
 
         catalog = load_catalog(plan.rules)
+        parsers = load_parsers(plan.rules)  # the rules files' `tests:` sections too
 
     def notify(message: str) -> None:
         console.print(message, markup=False)
@@ -149,10 +161,11 @@ def gather(plan: GatherPlan, console: Console, *, sink: Sink | None = None) -> S
                 create_bucket=plan.create_bucket,
                 policy=plan.influx_policy,
                 notify=notify,
+                schemas=schemas(plan),
             )
             try:
                 _deliver_spool(sink, console)
-                _gather_into(sink, plan, source, store, catalog, summary, console)
+                _gather_into(sink, plan, source, store, catalog, parsers, summary, console)
             finally:
                 sink.close()
         finally:
@@ -180,12 +193,23 @@ def gather(plan: GatherPlan, console: Console, *, sink: Sink | None = None) -> S
     return summary
 
 
+def schemas(plan: GatherPlan) -> tuple[Schema, ...]:
+    """The record types a gather may write (the CSV header names their columns)."""
+    found = [JOB_SCHEMA]
+    if plan.fetch_logs or plan.junit_artifacts:
+        found.append(TEST_SCHEMA)
+        if plan.test_summary:
+            found.append(TEST_SUMMARY_SCHEMA)
+    return tuple(found)
+
+
 def _gather_into(
     sink: Sink,
     plan: GatherPlan,
     source: GitHubSource,
     store: Store,
     catalog: Catalog | None,
+    parsers: ParserSet | None,
     summary: Summary,
     console: Console,
 ) -> None:
@@ -207,6 +231,8 @@ def _gather_into(
             lean=plan.lean,
             concurrency=plan.concurrency,
             fetch_logs=plan.fetch_logs,
+            junit_artifacts=plan.junit_artifacts,
+            test_summary=plan.test_summary,
         ),
         catalog,
         summary=summary,
@@ -215,6 +241,7 @@ def _gather_into(
         progress=lambda n: progress.advance(task, n),
         on_total=lambda n: progress.update(task, total=(progress.tasks[0].total or 0) + n),
         store=store,
+        parsers=parsers,
     )
     with progress:
         gatherer.run(sink)

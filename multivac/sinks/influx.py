@@ -20,7 +20,7 @@ from pathlib import Path
 
 from multivac.config import InfluxSettings, redact
 from multivac.errors import SinkError
-from multivac.model import PointKey, Record
+from multivac.model import PointKey, Record, bucket_role
 from multivac.retry import Notify, Outage, OutageStop, RetryPolicy
 from multivac.sinks.lineproto import to_line
 
@@ -76,13 +76,13 @@ class InfluxWriter:
         )
         self._api = self._client.write_api(write_options=SYNCHRONOUS)
 
-    def write(self, lines: list[str]) -> None:
+    def write(self, lines: list[str], bucket: str | None = None) -> None:
         from influxdb_client.domain.write_precision import WritePrecision
         from influxdb_client.rest import ApiException
 
         try:
             self._api.write(
-                bucket=self.settings.bucket,
+                bucket=bucket or self.settings.bucket,
                 org=self.settings.org,
                 record=lines,
                 write_precision=WritePrecision.NS,  # type: ignore[arg-type]
@@ -107,9 +107,10 @@ class InfluxWriter:
         )
         start = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=key.time_ns // 1000)
         stop = start + timedelta(microseconds=1)
+        bucket = self.settings.bucket_for(bucket_role(key.measurement))
         try:
             self._client.delete_api().delete(
-                start, stop, predicate, bucket=self.settings.bucket, org=self.settings.org
+                start, stop, predicate, bucket=bucket, org=self.settings.org
             )
         except ApiException as exc:
             raise WriteFailed(exc.status, redact(_server_message(exc.body) or exc.reason)) from None
@@ -117,18 +118,24 @@ class InfluxWriter:
             raise WriteFailed(None, redact(f"{type(exc).__name__}: {exc}")) from None
 
     def ensure_bucket(self) -> bool:
-        """Create the bucket when missing; True when it was created."""
+        """Create the buckets (jobs, tests) when missing; True when one was created."""
+        created = False
+        for bucket in self.settings.buckets:
+            created = self._ensure(bucket) or created
+        return created
+
+    def _ensure(self, bucket: str) -> bool:
         from influxdb_client.rest import ApiException
 
         try:
             api = self._client.buckets_api()
-            if api.find_bucket_by_name(self.settings.bucket) is not None:
+            if api.find_bucket_by_name(bucket) is not None:
                 return False
-            api.create_bucket(bucket_name=self.settings.bucket, org=self.settings.org)
+            api.create_bucket(bucket_name=bucket, org=self.settings.org)
             return True
         except ApiException as exc:
             raise SinkError(
-                f"cannot create InfluxDB bucket {self.settings.bucket!r} "
+                f"cannot create InfluxDB bucket {bucket!r} "
                 f"(HTTP {exc.status}): {redact(_server_message(exc.body) or str(exc.reason))}"
             ) from None
         except Exception as exc:
@@ -200,6 +207,33 @@ def _rejected(exc: WriteFailed) -> bool:
     return status is not None and 400 <= status < 500 and status not in (401, 403, 404, 429)
 
 
+def measurement_of(line: str) -> str:
+    """The measurement a line protocol line starts with (up to the first unescaped
+    comma or space), unescaped."""
+    out: list[str] = []
+    index = 0
+    while index < len(line):
+        ch = line[index]
+        if ch == "\\" and index + 1 < len(line):
+            out.append(line[index + 1])
+            index += 2
+            continue
+        if ch in ", ":
+            break
+        out.append(ch)
+        index += 1
+    return "".join(out)
+
+
+def by_bucket(lines: Iterable[str], settings: InfluxSettings) -> dict[str, list[str]]:
+    """Spooled lines grouped by the bucket their measurement goes to, in order."""
+    groups: dict[str, list[str]] = {}
+    for line in lines:
+        bucket = settings.bucket_for(bucket_role(measurement_of(line)))
+        groups.setdefault(bucket, []).append(line)
+    return groups
+
+
 def _chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
     chunk: list[str] = []
     for line in lines:
@@ -233,7 +267,7 @@ class InfluxSink:
         # the spool keeps what InfluxDB cannot take, so the wait is the policy's own
         self.outage = Outage("InfluxDB", policy, notify=notify)
         self._down = False  # once the server failed, later chunks go straight to the spool
-        self._buffer: list[str] = []
+        self._buffers: dict[str, list[str]] = {}  # by bucket: each record type names its own
         self._fatal: str | None = None
         if create_bucket:
             self.writer.ensure_bucket()
@@ -270,7 +304,9 @@ class InfluxSink:
                         key = PointKey.from_json(line)
                         self._deliver("a delete", partial(self.writer.delete, key))
                 else:
-                    self._deliver("a write", partial(self.writer.write, lines))
+                    # a spool file may mix buckets: each line's measurement says where
+                    for bucket, group in by_bucket(lines, self.settings).items():
+                        self._deliver("a write", partial(self.writer.write, group, bucket))
             except WriteFailed as exc:
                 if _rejected(exc):
                     self._set_aside(path, len(lines), exc)
@@ -300,11 +336,18 @@ class InfluxSink:
 
     def write(self, records: Iterable[Record]) -> None:
         """Buffer lines and send full chunks; close() sends the rest. A point lost from
-        the buffer by a hard kill is sent again by the next gather of the window."""
-        self._buffer.extend(line for line in (to_line(r) for r in records) if line)
-        while len(self._buffer) >= self.chunk_size:
-            chunk, self._buffer = self._buffer[: self.chunk_size], self._buffer[self.chunk_size :]
-            self._send(chunk)
+        the buffer by a hard kill is sent again by the next gather of the window. Each
+        record goes to the bucket of its type (`Record.BUCKET`)."""
+        for record in records:
+            line = to_line(record)
+            if not line:
+                continue
+            bucket = self.settings.bucket_for(record.BUCKET)
+            buffer = self._buffers.setdefault(bucket, [])
+            buffer.append(line)
+            if len(buffer) >= self.chunk_size:
+                self._buffers[bucket] = []
+                self._send(buffer, bucket)
 
     def retract(self, keys: Sequence[PointKey]) -> None:
         """Delete points that newer records supersede; what cannot be deleted now is
@@ -324,14 +367,14 @@ class InfluxSink:
             self.spool.add_retractions(left)
             self.stats.spooled_retractions += len(left)
 
-    def _send(self, lines: list[str]) -> None:
+    def _send(self, lines: list[str], bucket: str) -> None:
         for chunk in _chunks(lines, self.chunk_size):
             if self._down:
                 self.spool.add(chunk)
                 self.stats.spooled += len(chunk)
                 continue
             try:
-                self._deliver("a write", partial(self.writer.write, chunk))
+                self._deliver("a write", partial(self.writer.write, chunk, bucket))
                 self.stats.written += len(chunk)
             except WriteFailed as exc:
                 path = self.spool.add(chunk)
@@ -344,9 +387,10 @@ class InfluxSink:
 
     def close(self) -> None:
         try:
-            if self._buffer:
-                chunk, self._buffer = self._buffer, []
-                self._send(chunk)
+            buffers, self._buffers = self._buffers, {}
+            for bucket, chunk in buffers.items():
+                if chunk:
+                    self._send(chunk, bucket)
         finally:
             self.writer.close()
 
