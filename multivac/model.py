@@ -234,7 +234,7 @@ TEST_SUMMARY_SCHEMA = Schema(
         "failed",
         "skipped",
         "hung",
-        "flaky",
+        "flaky_tests",  # not `flaky`: that is the job record's tag, in the same CSV header
         "dropped",
         "job_id",
         "run_id",

@@ -133,7 +133,7 @@ def build_test_records(
             "failed": summary.failed,
             "skipped": summary.skipped,
             "hung": summary.hung,
-            "flaky": summary.flaky,
+            "flaky_tests": summary.flaky,
             "dropped": summary.dropped,
         }
         records.append(
