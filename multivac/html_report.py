@@ -11,8 +11,12 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from multivac.queries import Outcome, failure_stats
+
+if TYPE_CHECKING:
+    from multivac.testresults.store import StoredTest
 
 PALETTE = (
     "#d62728", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2",
@@ -282,8 +286,58 @@ def _types_table(items: list[Outcome]) -> str:
     )
 
 
-def render(items: Sequence[Outcome], *, since: datetime, until: datetime) -> str:
-    """The whole page for the job attempts of a window."""
+def _test_cell(repository: str, test: str, framework: str) -> str:
+    return f"{esc(test)}<br><span class=muted>{esc(framework)} · {esc(repository)}</span>"
+
+
+def _top_tests(tests: Sequence[StoredTest]) -> str:
+    from multivac.testresults.reports import count_failing
+
+    counts = count_failing(tests)
+    if not counts:
+        return '<p class="muted">No failing tests in this window.</p>'
+    rows = "".join(
+        f"<tr><td>{_test_cell(c.repository, c.test, c.framework)}</td>"
+        f"<td class=num>{c.failures}</td><td class=num>{100 * c.flaky_share:.0f}%</td>"
+        f"<td>{esc(c.last_seen.strftime('%Y-%m-%d %H:%M') if c.last_seen else '?')}</td>"
+        f"<td>{link(c.last_url, 'last failure')}<br><code>{esc(c.last_message)}</code></td></tr>"
+        for c in counts[:25]
+    )
+    return (
+        "<table><tr><th>test</th><th class=num>failures</th><th class=num>flaky</th>"
+        f"<th>last seen</th><th>latest message</th></tr>{rows}</table>"
+    )
+
+
+def _flaky_tests(tests: Sequence[StoredTest]) -> str:
+    from multivac.testresults.reports import count_failing
+
+    flaky = sorted(
+        (c for c in count_failing(tests) if c.flaky),
+        key=lambda c: (-c.flaky, -c.failures, c.test),
+    )
+    if not flaky:
+        return '<p class="muted">No flaky tests in this window.</p>'
+    rows = "".join(
+        f"<tr><td>{_test_cell(c.repository, c.test, c.framework)}</td>"
+        f"<td class=num>{c.flaky}</td><td class=num>{c.failures}</td>"
+        f"<td>{link(c.last_url, 'last seen')}</td></tr>"
+        for c in flaky[:50]
+    )
+    return (
+        "<table><tr><th>test</th><th class=num>flaky</th><th class=num>failures</th>"
+        f"<th>job</th></tr>{rows}</table>"
+    )
+
+
+def render(
+    items: Sequence[Outcome],
+    *,
+    since: datetime,
+    until: datetime,
+    tests: Sequence[StoredTest] = (),
+) -> str:
+    """The whole page for the job attempts of a window, and its failing tests."""
     items = list(items)
     failed = [i for i in items if i.failed]
     repos = sorted({i.stored.run.repository for i in items})
@@ -304,6 +358,8 @@ def render(items: Sequence[Outcome], *, since: datetime, until: datetime) -> str
         ("Queue time by runner label (p50 / p95)", _queue_section(items)),
         ("Slowest jobs", _slowest(items)),
         ("Flaky jobs", _flaky(items)),
+        ("Top failing tests", _top_tests(tests)),
+        ("Flaky tests", _flaky_tests(tests)),
         ("Failure types", _types_table(items)),
     )
     body = "".join(f"<h2>{esc(name)}</h2>{content}" for name, content in sections)

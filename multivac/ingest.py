@@ -343,10 +343,17 @@ class Schema:
     fields: tuple[str, ...]
     #: field key -> how its CSV text becomes a value; str when absent
     types: Mapping[str, Callable[[str], FieldValue]] = field(default_factory=dict)
+    #: measurement -> (tags, fields) where a table holds several record types whose
+    #: columns differ in kind (a job's `job_id` tag is a test record's field)
+    split: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
 
     @property
     def keys(self) -> tuple[str, ...]:
         return ("time", "measurement", *self.tags, *self.fields)
+
+    def columns_of(self, measurement: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(tag keys, field keys) of a row with this measurement."""
+        return self.split.get(measurement, (self.tags, self.fields))
 
 
 def _int_when_digits(text: str) -> FieldValue:
@@ -365,8 +372,53 @@ def _job_schema(lean: bool) -> Schema:
     return Schema(tags, fields, types)
 
 
+#: integer fields of test records (ids and `test_summary` counts); `duration_s` is a float
+_TEST_INTS: tuple[str, ...] = ("job_id", "run_id", "run_attempt", "passed", "failed")
+_TEST_INTS += ("skipped", "hung", "flaky_tests", "dropped")
+
+
+def _test_types(
+    types: Mapping[str, Callable[[str], FieldValue]],
+) -> dict[str, Callable[[str], FieldValue]]:
+    typed = dict(types)
+    typed["duration_s"] = _float
+    typed.update({key: _int_when_digits for key in _TEST_INTS})
+    return typed
+
+
+def _test_layouts() -> list[Schema]:
+    """Test records alone (JSON rows carry their own keys), and a gather's table with
+    job and test records (and `--test-summary`) under one header (`table_columns`)."""
+    from multivac.model import (
+        TEST_MEASUREMENT,
+        TEST_SCHEMA,
+        TEST_SUMMARY_MEASUREMENT,
+        TEST_SUMMARY_SCHEMA,
+        table_columns,
+    )
+
+    own = {TEST_MEASUREMENT: TEST_SCHEMA, TEST_SUMMARY_MEASUREMENT: TEST_SUMMARY_SCHEMA}
+    types = _test_types({})
+    layouts = [Schema(schema.tags, schema.fields, types) for schema in own.values()]
+    for lean in (False, True):
+        for summary in (False, True):
+            schemas = [JOB_SCHEMA, TEST_SCHEMA, *([TEST_SUMMARY_SCHEMA] if summary else [])]
+            columns = table_columns(schemas, lean)[2:]
+            job_tags, _job_fields = JOB_SCHEMA.columns(lean)
+            split = {m: (s.tags, s.fields) for m, s in own.items() if s in schemas}
+            layouts.append(
+                Schema(
+                    tuple(k for k in columns if k in job_tags or k in TEST_SCHEMA.tags),
+                    tuple(k for k in columns if k not in job_tags and k not in TEST_SCHEMA.tags),
+                    _test_types(_job_schema(lean).types),
+                    split,
+                )
+            )
+    return layouts
+
+
 #: the flat layouts multivac writes; other record types add theirs here
-SCHEMAS: list[Schema] = [_job_schema(False), _job_schema(True)]
+SCHEMAS: list[Schema] = [_job_schema(False), _job_schema(True), *_test_layouts()]
 
 
 def _schema_for(keys: Iterable[str]) -> Schema:
@@ -462,8 +514,9 @@ def _flat(data: Mapping[str, Any]) -> JobRecord:
         raise _Bad("the measurement is missing or not a string")
     if data.get("time") is None:
         raise _Bad("the time is missing")
-    tags = {k: t for k in schema.tags if (t := _tag_value(k, data.get(k))) is not None}
-    fields = {k: f for k in schema.fields if (f := _field_value(k, data.get(k))) is not None}
+    tag_keys, field_keys = schema.columns_of(measurement)
+    tags = {k: t for k in tag_keys if (t := _tag_value(k, data.get(k))) is not None}
+    fields = {k: f for k in field_keys if (f := _field_value(k, data.get(k))) is not None}
     return _record(measurement, _time_value(data["time"]), tags, fields)
 
 
@@ -587,9 +640,11 @@ def _read_csv(stream: IO[str], place: _Place) -> Iterator[JobRecord]:
             continue
         if len(cells) != len(header):
             raise _Bad(f"the row has {len(cells)} cells where the header has {len(header)}")
-        tags = {key: cells[index[key]] for key in schema.tags if cells[index[key]]}
+        measurement = cells[index["measurement"]]
+        tag_keys, field_keys = schema.columns_of(measurement)
+        tags = {key: cells[index[key]] for key in tag_keys if cells[index[key]]}
         fields: dict[str, FieldValue] = {}
-        for key in schema.fields:
+        for key in field_keys:
             text = cells[index[key]]
             if text:
                 convert = schema.types.get(key)
@@ -597,7 +652,7 @@ def _read_csv(stream: IO[str], place: _Place) -> Iterator[JobRecord]:
         stamp = cells[index["time"]]
         if not stamp:
             raise _Bad("the time is empty")
-        yield _record(cells[index["measurement"]], _parse_time(stamp), tags, fields)
+        yield _record(measurement, _parse_time(stamp), tags, fields)
 
 
 # ---------------------------------------------------------------------------- annotated CSV

@@ -205,9 +205,13 @@ def report(
 ) -> None:
     """Write the self-contained HTML report of the window."""
     from multivac.html_report import render
+    from multivac.testresults.store import TestStore
 
     items, failed = _outcomes(plan, github, policy, console)
-    page = render(items, since=plan.since, until=plan.until)
+    with Store.open(plan.state_dir, github=github.api_url) as store:
+        repos = plan.repos or tuple(store.repositories())
+        tests = list(TestStore(store).failing(repos, plan.since, plan.until))
+    page = render(items, since=plan.since, until=plan.until, tests=tests)
     try:
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(page, encoding="utf-8")

@@ -64,7 +64,9 @@ class TestPublisher:
         self.summary = summary
         self.active = parsing or bool(options.junit_artifacts)
 
-    def publish(self, sink: Sink, result: RunResult) -> None:
+    def publish(self, sink: Sink | None, result: RunResult) -> None:
+        """Merge, decide, write (unless `sink` is None: the store alone is updated, and
+        the next write of these jobs retracts what they wrote before) and store."""
         if not self.active or result.vanished:
             return
         from multivac.testresults.store import TestStore
@@ -100,7 +102,8 @@ class TestPublisher:
             by_job[peer.job.id] = records_for(
                 peer.run, peer.job, peer.tests, peer.statuses, summary=self.options.test_summary
             )
-        publish_tests(sink, by_job, self.store)
+        if sink is not None:
+            publish_tests(sink, by_job, self.store)
 
         with self.summary.lock:
             tally = self.summary.tests
