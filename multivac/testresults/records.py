@@ -27,12 +27,12 @@ from multivac.model import (
 from multivac.testresults.collector import TestSummary
 from multivac.testresults.model import NON_PASSING, TestResult, clip_message
 
-__all__ = ["build_test_records", "summarize", "test_offset_ns"]
+__all__ = ["build_test_records", "summarize", "result_offset_ns"]
 
 MAX_TEST_TAG = 1024  # parametrized ids run long; cutting them at 256 would merge tests
 
 
-def test_offset_ns(job_id: int, result: TestResult) -> int:
+def result_offset_ns(job_id: int, result: TestResult) -> int:
     """Where in its second a test's point sits (GitHub's times are whole seconds).
 
     Tests of one job differ in their `test` tag (or configuration), so they are distinct
@@ -120,7 +120,7 @@ def build_test_records(
         records.append(
             TestRecord(
                 measurement=TEST_MEASUREMENT,
-                time_ns=base_ns + test_offset_ns(job.id, result),
+                time_ns=base_ns + result_offset_ns(job.id, result),
                 tags={key: value for key, value in tags.items() if value},
                 fields=fields,
                 job_id=job.id,

@@ -1,0 +1,414 @@
+"""The pieces that carry test results from a log to a sink and the store: records,
+families (flaky across jobs), artifacts to jobs, buckets, publishing, the store."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from multivac.classify import load_catalog
+from multivac.config import InfluxSettings, Secret
+from multivac.gather import Gatherer, GatherOptions
+from multivac.model import (
+    TEST_SCHEMA,
+    TESTS_BUCKET,
+    PointKey,
+    Record,
+    TestRecord,
+    TestSummaryRecord,
+    bucket_role,
+)
+from multivac.publish import publish_tests
+from multivac.sinks.influx import by_bucket, measurement_of
+from multivac.sinks.lineproto import to_line
+from multivac.store import Store
+from multivac.testresults import TestSummary, load_parsers
+from multivac.testresults.artifacts import ArtifactRef, assign_artifacts
+from multivac.testresults.flaky import FamilyJob, family_statuses
+from multivac.testresults.model import TestResult
+from multivac.testresults.records import build_test_records, result_offset_ns
+from multivac.testresults.runs import JobTests
+from multivac.testresults.store import TestStore
+from tests.factories import BASE, MemorySource, make_job, make_run
+
+CATALOG = load_catalog()
+PARSERS = load_parsers()
+
+
+def result(test: str, status: str = "failed", **more: object) -> TestResult:
+    values: dict[str, object] = {"framework": "pytest", "test": test, "status": status}
+    values.update(more)
+    return TestResult(**values)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------- records
+
+
+def test_only_non_passing_results_become_points() -> None:
+    run, job = make_run(1), make_job(7, 1, "failure")
+    results = [
+        result("a", "failed", message="x" * 900, duration_s=0.5),
+        result("b", "passed"),
+        result("c", "skipped"),
+        result("d", "hung"),
+        result("e", "flaky", configuration="vinyl"),
+    ]
+    records = build_test_records(run, job, results)
+    assert [(r.tags["test"], r.tags["status"]) for r in records] == [
+        ("a", "failed"),
+        ("d", "hung"),
+        ("e", "flaky"),
+    ]
+    first = records[0]
+    assert isinstance(first, TestRecord) and first.measurement == "tests"
+    assert first.BUCKET == TESTS_BUCKET
+    assert len(str(first.fields["message"])) == 500
+    assert first.fields["duration_s"] == 0.5
+    assert first.fields["job_id"] == 7 and isinstance(first.fields["job_id"], int)
+    assert records[2].tags["configuration"] == "vinyl"
+    assert "configuration" not in first.tags  # an empty tag is left out
+    assert set(first.tags) | set(first.fields) <= set(TEST_SCHEMA.tags) | set(TEST_SCHEMA.fields)
+
+
+def test_the_summary_point_counts_by_status() -> None:
+    run, job = make_run(1), make_job(7, 1, "failure")
+    summary = TestSummary(passed=3, failed=1, skipped=2, hung=0, flaky=1, dropped=9)
+    (point,) = build_test_records(run, job, [], summary=summary)
+    assert isinstance(point, TestSummaryRecord) and point.measurement == "test_summary"
+    assert {k: point.fields[k] for k in ("passed", "failed", "skipped", "hung")} == {
+        "passed": 3,
+        "failed": 1,
+        "skipped": 2,
+        "hung": 0,
+    }
+    assert point.fields["flaky_tests"] == 1 and point.fields["dropped"] == 9
+
+
+def test_two_jobs_queued_in_one_second_stay_apart_in_milliseconds() -> None:
+    """The same test in a push run and a pull_request run of one commit: same tags,
+    same second; VictoriaMetrics keeps milliseconds, so the job id's share is there."""
+    same = result("tests/test_a.py::test_x")
+    one = build_test_records(make_run(1), make_job(1001, 1, "failure"), [same])[0]
+    two = build_test_records(make_run(2), make_job(2002, 2, "failure"), [same])[0]
+    assert one.tags == two.tags
+    assert one.time_ns // 1_000_000 != two.time_ns // 1_000_000
+
+
+def test_tests_of_one_job_are_apart_and_stable() -> None:
+    job = make_job(7, 1, "failure")
+    records = build_test_records(make_run(1), job, [result(f"t{i}") for i in range(200)])
+    assert len({r.time_ns for r in records}) == 200
+    assert len({r.key for r in records}) == 200
+    again = build_test_records(make_run(1), job, [result(f"t{i}") for i in range(200)][::-1])
+    assert {r.key for r in again} == {r.key for r in records}  # order does not move points
+    assert all(0 <= result_offset_ns(7, result(f"t{i}")) < 10**9 for i in range(200))
+
+
+# ---------------------------------------------------------------------------- families
+
+
+@pytest.mark.parametrize(
+    ("family", "want"),
+    [
+        (  # a later attempt succeeded: the failure was flaky
+            [FamilyJob(1, "failure", [result("t")]), FamilyJob(2, "success")],
+            {1: ["flaky"], 2: []},
+        ),
+        (  # another job passed the test though it failed for another reason
+            [
+                FamilyJob(1, "failure", [result("t")]),
+                FamilyJob(2, "failure", [result("t", "passed"), result("u")]),
+            ],
+            {1: ["flaky"], 2: ["passed", "failed"]},
+        ),
+        (  # both failed it: failed
+            [FamilyJob(1, "failure", [result("t")]), FamilyJob(2, "failure", [result("t")])],
+            {1: ["failed"], 2: ["failed"]},
+        ),
+        (  # a job that succeeded while reporting the test failing is no pass of it
+            [
+                FamilyJob(1, "failure", [result("t")]),
+                FamilyJob(2, "success", [result("t")]),
+            ],
+            {1: ["failed"], 2: ["failed"]},
+        ),
+        (  # a hang that passed elsewhere is flaky too
+            [FamilyJob(1, "failure", [result("t", "hung")]), FamilyJob(2, "success")],
+            {1: ["flaky"], 2: []},
+        ),
+        (  # a job alone decides nothing about itself
+            [FamilyJob(1, "success", [result("t", "passed"), result("u")])],
+            {1: ["passed", "failed"]},
+        ),
+        (  # cancelled is no pass
+            [FamilyJob(1, "failure", [result("t")]), FamilyJob(2, "cancelled")],
+            {1: ["failed"], 2: []},
+        ),
+        (  # another configuration is another test
+            [
+                FamilyJob(1, "failure", [result("t", configuration="memtx")]),
+                FamilyJob(2, "failure", [result("t", "passed", configuration="vinyl")]),
+            ],
+            {1: ["failed"], 2: ["passed"]},
+        ),
+    ],
+)
+def test_family_statuses(family: list[FamilyJob], want: dict[int, list[str]]) -> None:
+    got = family_statuses(family)
+    assert {job: [r.status for r in results] for job, results in got.items()} == want
+
+
+# ---------------------------------------------------------------------------- artifacts
+
+
+def ref(aid: int, name: str, minute: float | None) -> ArtifactRef:
+    created = BASE + timedelta(minutes=minute) if minute is not None else None
+    return ArtifactRef(aid, name, 10, False, "", created)
+
+
+@pytest.mark.parametrize(
+    ("artifact", "owner"),
+    [
+        (ref(1, "junit-ubuntu-latest-3.12", 30), 11),  # names tell the matrix apart
+        (ref(2, "junit-ubuntu-latest-3.11", 30), 12),
+        (ref(3, "reports", 30), None),  # two jobs running, no name to tell: nobody
+        (ref(4, "reports", 90), 13),  # only `docs` was running then
+        (ref(5, "junit-windows", 30), None),  # no job's name says windows
+        (ref(6, "junit-docs", None), 13),  # no time: the name decides
+    ],
+)
+def test_which_job_uploaded_an_artifact(artifact: ArtifactRef, owner: int | None) -> None:
+    jobs = [
+        make_job(11, 1, "failure", name="test (ubuntu-latest, 3.12)", queued=0, ran=3600),
+        make_job(12, 1, "success", name="test (ubuntu-latest, 3.11)", queued=0, ran=3600),
+        make_job(13, 1, "success", name="docs", created_at=BASE + timedelta(minutes=61), ran=3600),
+        make_job(14, 1, "skipped", name="deploy"),
+    ]
+    # jobs 11 and 12 run from BASE for an hour; docs from minute 61 for an hour
+    assert assign_artifacts(jobs, [artifact]) == {artifact.id: owner}
+
+
+def test_the_only_job_of_a_run_owns_its_artifacts() -> None:
+    jobs = [make_job(11, 1, "success", name="build")]
+    assert assign_artifacts(jobs, [ref(1, "whatever", 600)]) == {1: 11}
+
+
+def zipped(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+JUNIT = (
+    b'<testsuite name="pytest"><testcase classname="tests.test_a" name="test_x">'
+    b'<failure message="boom"/></testcase><testcase classname="tests.test_a" name="test_y"/>'
+    b"</testsuite>"
+)
+
+
+def test_a_gather_reads_artifacts_of_successful_jobs(tmp_path: Path) -> None:
+    source = MemorySource()
+    source.add(make_run(1), make_job(10, 1, "success", ran=3600))
+    source.artifact_files[1] = [
+        (500, "junit", zipped({"r.xml": JUNIT}), BASE + timedelta(minutes=5)),
+        (501, "junit-old", None, BASE),
+    ]
+    options = GatherOptions(
+        repos=("octo/app",),
+        since=None,
+        until=BASE + timedelta(days=1),
+        junit_artifacts="junit*",
+        test_summary=True,
+    )
+    sink = RecordingSink()
+    with Store.open(tmp_path) as store:
+        summary = Gatherer(source, options, CATALOG, store=store, parsers=PARSERS).run(sink)
+        again = Gatherer(source, options, CATALOG, store=store, parsers=PARSERS)
+        again.run(RecordingSink())
+    tests = [r for r in sink.written if r.measurement == "tests"]
+    assert [(r.tags["test"], r.tags["status"]) for r in tests] == [
+        ("tests.test_a.test_x", "failed")
+    ]
+    (counts,) = [r for r in sink.written if r.measurement == "test_summary"]
+    assert (counts.fields["passed"], counts.fields["failed"]) == (1, 1)
+    assert summary.tests.artifacts_read == 1 and summary.tests.expired == ["junit-old"]
+    assert source.artifact_reads == [500]  # the expired one is not downloaded; nothing twice
+
+
+# ---------------------------------------------------------------------------- buckets
+
+
+def settings(tests_bucket: str = "") -> InfluxSettings:
+    return InfluxSettings("http://x", Secret(""), "o", "jobs_b", tests_bucket)
+
+
+def test_each_record_type_names_its_bucket() -> None:
+    assert settings("t").bucket_for(TestRecord.BUCKET) == "t"
+    assert settings("t").bucket_for(Record.BUCKET) == "jobs_b"
+    assert settings().bucket_for(TESTS_BUCKET) == "jobs_b"  # default: the job bucket
+    assert settings("t").buckets == ("jobs_b", "t")
+    assert settings().buckets == ("jobs_b",)
+
+
+@pytest.mark.parametrize(
+    ("line", "measurement"),
+    [
+        ("tests,a=b f=1 1", "tests"),
+        ("test_summary f=1 1", "test_summary"),
+        (r"unknown\ failure,a=b f=1 1", "unknown failure"),
+        (r"odd\,name f=1 1", "odd,name"),
+        ("test_failure,a=b f=1 1", "test_failure"),
+    ],
+)
+def test_spooled_lines_find_their_bucket_again(line: str, measurement: str) -> None:
+    assert measurement_of(line) == measurement
+    want = "t" if bucket_role(measurement) == TESTS_BUCKET else "jobs_b"
+    assert by_bucket([line], settings("t")) == {want: [line]}
+
+
+def test_a_real_test_record_line_routes_to_the_tests_bucket() -> None:
+    (record,) = build_test_records(make_run(1), make_job(7, 1, "failure"), [result("t")])
+    line = to_line(record)
+    assert line is not None
+    assert list(by_bucket([line], settings("t"))) == ["t"]
+
+
+# ---------------------------------------------------------------------------- publishing
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[object]]] = []
+
+    def write(self, records: Iterable[Record]) -> None:
+        self.calls.append(("write", list(records)))
+
+    def retract(self, keys: Sequence[PointKey]) -> None:
+        self.calls.append(("retract", list(keys)))
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def written(self) -> list[Record]:
+        return [r for kind, items in self.calls if kind == "write" for r in items]  # type: ignore[misc]
+
+
+def test_a_test_whose_status_changed_is_retracted_before_the_new_point(tmp_path: Path) -> None:
+    run, job = make_run(1), make_job(7, 1, "failure")
+    failed = build_test_records(run, job, [result("t"), result("u")])
+    with Store.open(tmp_path) as store:
+        first = RecordingSink()
+        publish_tests(first, {7: failed}, store)
+        assert [kind for kind, _ in first.calls] == ["write"]
+        again = RecordingSink()
+        publish_tests(again, {7: failed}, store)
+        assert [kind for kind, _ in again.calls] == ["write"]  # the same keys: nothing stale
+        flaky = build_test_records(run, job, [result("t", "flaky"), result("u")])
+        later = RecordingSink()
+        publish_tests(later, {7: flaky}, store)
+        assert [kind for kind, _ in later.calls] == ["retract", "write"]
+        assert later.calls[0][1] == [failed[0].key]
+        gone = RecordingSink()
+        publish_tests(gone, {7: []}, store)  # every test of the job passes now
+        assert gone.calls == [
+            ("retract", sorted([flaky[0].key, flaky[1].key], key=PointKey.to_json))
+        ]
+
+
+# ---------------------------------------------------------------------------- store
+
+
+def test_the_store_keeps_results_but_not_the_passes_of_successful_jobs(tmp_path: Path) -> None:
+    run = make_run(1)
+    bad = make_job(7, 1, "failure")
+    good = make_job(8, 1, "success", name="other")
+    own = {
+        7: JobTests((result("t"), result("p", "passed")), 3, frozenset({"log"})),
+        8: JobTests((result("q", "passed"), result("f", "flaky")), 0, frozenset({"junit"})),
+    }
+    with Store.open(tmp_path) as store:
+        store.save_run(run, [bad, good], {})
+        tests = TestStore(store)
+        tests.save(run, [bad, good], own, {7: [result("t", "flaky"), result("p", "passed")]})
+        back = tests.tests_of(1)
+        assert [r.test for r in back[7].results] == ["t", "p"]
+        assert [r.status for r in back[7].results] == ["failed", "passed"]  # own statuses
+        assert back[7].dropped == 3 and back[7].sources == frozenset({"log"})
+        assert [r.test for r in back[8].results] == ["f"]  # the pass is in the counts only
+        assert tests.parsed([7, 8, 9]) == {7, 8}
+        failing = list(tests.failing([], None, None))
+        assert [(f.result.test, f.result.status) for f in failing] == [
+            ("t", "flaky"),  # the written status
+            ("f", "flaky"),
+        ]
+        counts = store.db.execute("SELECT passed, flaky FROM test_jobs WHERE job_id = 8")
+        assert counts.fetchone() == (1, 1)
+
+
+def test_an_old_store_gains_the_test_tables(tmp_path: Path) -> None:
+    from tests.test_store import V1_TABLES
+
+    with sqlite3.connect(tmp_path / Store.FILENAME) as db:
+        db.executescript(V1_TABLES)
+    with Store.open(tmp_path) as store:
+        assert TestStore(store).tests_of(1) == {}
+        indexes = {row[1] for row in store.db.execute("PRAGMA index_list(test_results)")}
+        assert "test_results_by_test" in indexes
+
+
+def test_a_gather_keeps_a_job_parsed_once(tmp_path: Path) -> None:
+    log = (
+        b"2026-10-01T06:00:01.0000000Z ##[group]Run pytest\n"
+        b"2026-10-01T06:00:02.0000000Z FAILED tests/test_a.py::test_x - boom\n"
+        b"2026-10-01T06:00:03.0000000Z ##[error]Process completed with exit code 1.\n"
+    )
+    source = MemorySource()
+    source.add(make_run(1), make_job(7, 1, "failure"), logs={7: log})
+    options = GatherOptions(repos=("octo/app",), since=None, until=BASE + timedelta(days=1))
+    with Store.open(tmp_path) as store:
+        first = RecordingSink()
+        Gatherer(source, options, CATALOG, store=store, parsers=PARSERS).run(first)
+        second = RecordingSink()
+        Gatherer(source, options, CATALOG, store=store, parsers=PARSERS).run(second)
+    assert source.log_reads == [7]
+    tests = [r for r in first.written if r.measurement == "tests"]
+    assert [r.tags["test"] for r in tests] == ["tests/test_a.py::test_x"]
+    assert [r.key for r in second.written if r.measurement == "tests"] == [tests[0].key]
+
+
+def test_a_test_line_cap_is_counted_in_the_summary() -> None:
+    lines = b"".join(
+        b"2026-10-01T06:00:02.0000000Z tests/test_%d.py::test_x PASSED  [ 50%%]\n" % i
+        for i in range(12_000)
+    )
+    log = (
+        b"2026-10-01T06:00:01.0000000Z ##[group]Run pytest -v\n"
+        + lines
+        + b"2026-10-01T06:00:03.0000000Z FAILED tests/test_a.py::test_y - boom\n"
+        b"2026-10-01T06:00:03.0000000Z ##[error]Process completed with exit code 1.\n"
+    )
+    source = MemorySource()
+    source.add(make_run(1), make_job(7, 1, "failure"), logs={7: log})
+    options = GatherOptions(repos=("octo/app",), since=None, until=BASE + timedelta(days=1))
+    sink = RecordingSink()
+    summary = Gatherer(source, options, CATALOG, parsers=PARSERS).run(sink)
+    assert summary.tests.dropped == 12_000 - 5_000  # passes take at most half the cap
+    assert summary.tests.capped_jobs == 1
+    assert any("past the per-job cap" in note for note in summary.tests.notes())
+    tests = [r for r in sink.written if r.measurement == "tests"]
+    assert [r.tags["test"] for r in tests] == ["tests/test_a.py::test_y"]  # the failure stays
+
+
+def test_results_are_frozen() -> None:
+    with pytest.raises(AttributeError):
+        replace(result("t")).status = "passed"  # type: ignore[misc]
