@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from multivac.classify import load_catalog, scan_log
-from multivac.testresults import TestCollector, load_parsers, parse_log_file
+from multivac.testresults import TestCollector, load_parsers, parse_log_file, scan_lines
 from tests.conftest import REALDATA, TOKEN, Invoke
 from tests.ghserver import FakeGitHub, make_log
 from tests.test_testresults_logs import REALDATA_EXPECTED
@@ -23,6 +23,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "testresults"
 PYTEST_DEFAULT = FIXTURES / "pytest" / "pytest-default.log"
 PYTEST_VERBOSE = FIXTURES / "pytest" / "pytest-verbose.log"
 STEPS = [("Set up job", "success"), ("Run tests", "failure"), ("Complete job", "success")]
+CATALOG = load_catalog()
+PARSERS = load_parsers()
 
 
 def github_log(created: datetime, *lines: str) -> bytes:
@@ -111,6 +113,28 @@ def test_the_classification_pass_hears_what_the_parsers_find(path: Path) -> None
     collector = TestCollector(parsers)
     scan_log([path.read_bytes()], load_catalog(["tarantool"]), listeners=[collector])
     assert collector.results() == parse_log_file(path, parsers)
+
+
+@pytest.mark.parametrize(
+    "path", sorted(FIXTURES.glob("*/*.log")), ids=lambda p: f"{p.parent.name}/{p.name}"
+)
+@pytest.mark.parametrize("engine", ["hyperscan", "re2"])
+def test_the_classification_pass_finds_every_fixture_result(path: Path, engine: str) -> None:
+    """The real runner outputs, each as a console log and as GitHub serves it
+    (timestamps): the prefilter of the classification pass, on either engine, hands
+    the collector every line it needs."""
+    from multivac.prefilter import available_engines
+
+    if engine not in available_engines():
+        pytest.skip(f"{engine} is not installed")
+    raw = path.read_bytes()
+    stamped = b"".join(b"2026-10-01T12:00:00.0000000Z " + line for line in raw.splitlines(True))
+    for data in (raw, stamped):
+        collector = TestCollector(PARSERS)
+        scan_log([data], CATALOG, listeners=[collector], engine=engine)
+        alone = TestCollector(PARSERS)
+        scan_lines([data], [alone])
+        assert collector.results() == alone.results()
 
 
 # ---------------------------------------------------------------------------- store reports
