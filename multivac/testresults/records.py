@@ -27,7 +27,7 @@ from multivac.model import (
 from multivac.testresults.collector import TestSummary
 from multivac.testresults.model import NON_PASSING, TestResult, clip_message
 
-__all__ = ["build_test_records", "summarize", "result_offset_ns"]
+__all__ = ["build_test_records", "result_offset_ns", "summarize"]
 
 MAX_TEST_TAG = 1024  # parametrized ids run long; cutting them at 256 would merge tests
 
