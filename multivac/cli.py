@@ -671,8 +671,9 @@ def report(
     """Write a self-contained HTML report of the window from the local store.
 
     Failures by type over time, top failing jobs with evidence, queue time percentiles
-    by runner label, slowest and flaky jobs. The page needs no network to view. Whatever
-    part of the window the store lacks is gathered first (unless --offline).
+    by runner label, slowest and flaky jobs, top failing and flaky tests. The page needs
+    no network to view. Whatever part of the window the store lacks is gathered first
+    (unless --offline).
     """
     from multivac.commands import failures
 
