@@ -37,6 +37,7 @@ from multivac.testresults.records import build_test_records, result_offset_ns
 from multivac.testresults.runs import JobTests
 from multivac.testresults.store import TestStore
 from tests.factories import BASE, MemorySource, make_job, make_run
+from tests.servers import InfluxDB1Database
 
 CATALOG = load_catalog()
 PARSERS = load_parsers()
@@ -412,3 +413,66 @@ def test_a_test_line_cap_is_counted_in_the_summary() -> None:
 def test_results_are_frozen() -> None:
     with pytest.raises(AttributeError):
         replace(result("t")).status = "passed"  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------------------- files
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_a_gathers_file_with_test_records_reads_back(tmp_path: Path, fmt: str) -> None:
+    """CSV and JSON carry job, test and summary records; each reads back with its own
+    tags and fields (a job's `job_id` tag is a test record's integer field)."""
+    from contextlib import ExitStack
+
+    from multivac.ingest import read_records
+    from multivac.model import JOB_SCHEMA, TEST_SUMMARY_SCHEMA, build_record
+    from multivac.sinks import Format, build_sink
+
+    run, job = make_run(1), make_job(7, 1, "failure")
+    job_record = build_record(run, job, None)
+    assert job_record is not None
+    tests = build_test_records(
+        run,
+        job,
+        [result("t", message="boom", duration_s=1.5), result("u", "hung", configuration="vinyl")],
+        summary=TestSummary(passed=2, failed=1, hung=1),
+    )
+    written: list[Record] = [job_record, *tests]
+    out = tmp_path / f"out.{fmt}"
+    with ExitStack() as stack:
+        sink = build_sink(
+            Format(fmt),
+            stack=stack,
+            output=out,
+            schemas=(JOB_SCHEMA, TEST_SCHEMA, TEST_SUMMARY_SCHEMA),
+        )
+        sink.write(written)
+        sink.close()
+    back = list(read_records(out))
+    assert [(r.measurement, dict(r.tags), dict(r.fields), r.time_ns) for r in back] == [
+        (r.measurement, dict(r.tags), dict(r.fields), r.time_ns) for r in written
+    ]
+
+
+ODD_IDS = [
+    "tests/test_a.py::test_x[a b, c=d]",
+    'tests/test_a.py::test_q["quoted"]',
+    "src/x.test.js > auth › session > logs out",
+    "C:\\dir\\test",
+    "naïve ü 日本 😀",
+]
+
+
+def test_test_points_round_trip_through_influxdbs_parser(influxdb1_db: InfluxDB1Database) -> None:
+    """Test ids with spaces, commas, `=`, quotes and backslashes read back unchanged
+    from the real InfluxDB parser."""
+    run, job = make_run(1), make_job(7, 1, "failure")
+    records = build_test_records(
+        run, job, [result(test, message='say "no", a=b \\ end') for test in ODD_IDS]
+    )
+    lines = [to_line(record) for record in records]
+    influxdb1_db.write("\n".join(line for line in lines if line) + "\n")
+    points = influxdb1_db.points()
+    assert sorted(p.tags["test"] for p in points) == sorted(r.tags["test"] for r in records)
+    assert {p.fields["message"] for p in points} == {'say "no", a=b \\ end'}
+    assert all(p.measurement == "tests" for p in points)
