@@ -8,7 +8,7 @@ Two logs:
 - a test-heavy log (the real `pytest -v` fixture repeated, with distinct ids, until it
   has --test-lines lines): the worst case, where most lines are test results.
 
-For each it times (best of --repeat, in this process):
+For each it times (best of --repeat interleaved rounds, in this process):
 
 - classification alone: `multivac.classify.scan_log`, the scan gather runs on a log;
 - the same scan with a TestCollector listening (`scan_log(listeners=[collector])`): its
@@ -81,26 +81,26 @@ def classify_with_tests(log: Path, catalog: classify.Catalog, parsers: ParserSet
     return f"{found.type if found else '-'}, {len(collector.results())} test results"
 
 
-def best(label: str, func: object, repeat: int) -> float:
-    times = []
-    result = None
-    for _ in range(repeat):
-        began = time.perf_counter()
-        result = func()  # type: ignore[operator]
-        times.append(time.perf_counter() - began)
-    print(f"  {label:<36} {min(times):7.2f}s  -> {result}")
-    return min(times)
-
-
 def compare(log: Path, catalog: classify.Catalog, parsers: ParserSet, repeat: int) -> None:
+    """Both scans once per round, rounds interleaved (the machine may be shared), the
+    best time of each kept."""
     mb = log.stat().st_size / 1_000_000
     print(f"{log.name}: {mb:.0f} MB")
-    alone = best("classification alone", lambda: classify_alone(log, catalog), repeat)
-    both = best(
-        "classification + test results",
-        lambda: classify_with_tests(log, catalog, parsers),
-        repeat,
-    )
+    runs = {
+        "classification alone": lambda: classify_alone(log, catalog),
+        "classification + test results": lambda: classify_with_tests(log, catalog, parsers),
+    }
+    times: dict[str, float] = {}
+    results: dict[str, str] = {}
+    for _ in range(repeat):
+        for label, run in runs.items():
+            began = time.perf_counter()
+            results[label] = run()
+            took = time.perf_counter() - began
+            times[label] = min(times.get(label, took), took)
+    for label in runs:
+        print(f"  {label:<36} {times[label]:7.2f}s  -> {results[label]}")
+    alone, both = times["classification alone"], times["classification + test results"]
     print(
         f"  added by test parsing: {100 * (both - alone) / alone:+.0f}% (ratio {both / alone:.2f})"
     )
