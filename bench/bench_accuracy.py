@@ -46,8 +46,26 @@ class Case:
 
 def load_cases(which: str = "development") -> list[Case]:
     """The development set (real outputs and cases.yaml, used to find general gaps in the
-    catalog) or the holdout set (holdout.yaml, never used to change a rule)."""
+    catalog), the holdout set (holdout.yaml, never used to change a rule) or the second
+    holdout set (outputs2/ and holdout2.yaml: written before the catalog round of issue 9
+    changed any rule, and never used to change one)."""
     cases = []
+    if which == "holdout2":
+        for path in sorted((EVAL / "outputs2").glob("*.txt")):
+            kind, _, name = path.stem.partition("__")
+            text = path.read_text(encoding="utf-8")
+            cases.append(Case(f"out2:{name}", kind, tuple(text.splitlines())))
+        data = yaml.safe_load((EVAL / "holdout2.yaml").read_text(encoding="utf-8"))
+        for index, entry in enumerate(data, 1):
+            cases.append(
+                Case(
+                    f"holdout2:{index}:{entry['type']}",
+                    entry["type"],
+                    tuple(entry["lines"]),
+                    entry.get("layout", "github"),
+                )
+            )
+        return cases
     if which == "holdout":
         data = yaml.safe_load((EVAL / "holdout.yaml").read_text(encoding="utf-8"))
         return [
@@ -229,9 +247,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="list every miss")
     parser.add_argument("--engine", choices=available_engines(), default=None)
+    parser.add_argument(
+        "sets",
+        nargs="*",
+        help="which sets to evaluate: development, holdout, holdout2 (default: all three)",
+    )
     args = parser.parse_args()
+    unknown = set(args.sets) - {"development", "holdout", "holdout2"}
+    if unknown:
+        parser.error(f"unknown set(s): {', '.join(sorted(unknown))}")
     catalog = load_catalog()
-    for which in ("development", "holdout"):
+    for which in args.sets or ("development", "holdout", "holdout2"):
         evaluate(which, catalog, args.engine, args.verbose)
 
 
