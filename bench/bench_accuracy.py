@@ -30,7 +30,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from multivac.classify import Catalog, available_engines, classify_log, load_catalog  # noqa: E402
+from multivac.classify import (  # noqa: E402
+    MAX_EVIDENCE,
+    Catalog,
+    available_engines,
+    classify_log,
+    load_catalog,
+)
+from multivac.logstream import clean_text  # noqa: E402
 
 EVAL = ROOT / "bench" / "eval"
 TS = "2026-10-01T12:{:02d}:{:02d}.{:07d}Z "
@@ -240,7 +247,18 @@ def render_console(case: Case, rng: random.Random) -> bytes:
 
 
 def normal(text: str) -> str:
-    return " ".join(text.split())
+    """A line as evidence shows it: colours and control bytes removed, spaces folded."""
+    return " ".join(clean_text(text).split())
+
+
+def on_error_line(evidence: str, error_lines: set[str]) -> bool:
+    """Whether the evidence is one of the failure's lines (evidence is cut at MAX_EVIDENCE
+    characters, so a long line counts when it starts with the evidence)."""
+    if evidence in error_lines:
+        return True
+    return len(evidence) >= MAX_EVIDENCE - 1 and any(
+        line.startswith(evidence) for line in error_lines
+    )
 
 
 def main() -> None:
@@ -282,7 +300,7 @@ def evaluate(which: str, catalog: Catalog, engine: str | None, verbose: bool) ->
             found = classify_log([data], catalog, engine=engine, **known)  # type: ignore[arg-type]
             kind = found.type if found else "unknown_failure"
             good_type = kind == case.type
-            good_line = found is not None and normal(found.evidence) in error_lines
+            good_line = found is not None and on_error_line(normal(found.evidence), error_lines)
             total += 1
             right += good_type
             on_error += good_line
