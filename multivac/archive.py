@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import itertools
 import os
 import threading
 import zlib
@@ -18,11 +19,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 SUFFIX = ".log.gz"
+_TEMPORARIES = itertools.count()  # a download started again never shares a temporary file
 _LEVEL = 1  # logs compress about 10:1 even at the fastest level; the scan must not wait
 
 
 class LogArchive:
-    """`<state>/logs/<job id>.log.gz`; `budget_bytes` 0 turns the archive off."""
+    """`<state>/logs/<job id>.log.gz`; `budget_bytes` 0 keeps no new logs (the ones
+    already there can still be read)."""
 
     def __init__(self, directory: Path, budget_bytes: int) -> None:
         self.directory = directory
@@ -40,7 +43,7 @@ class LogArchive:
         return self.directory / f"{job_id}{SUFFIX}"
 
     def has(self, job_id: int) -> bool:
-        return self.enabled and self.path(job_id).is_file()
+        return self.path(job_id).is_file()
 
     # ------------------------------------------------------------------ writing
 
@@ -54,7 +57,7 @@ class LogArchive:
         with self._lock:
             self._load()  # before this log lands, so that it is counted once
         final = self.path(job_id)
-        temporary = final.with_name(f".{final.name}.{os.getpid()}.{threading.get_ident()}")
+        temporary = final.with_name(f".{final.name}.{os.getpid()}.{next(_TEMPORARIES)}")
         # gzip framing (wbits 31): `zcat` and `gzip -d` read the archive as it is
         packer = zlib.compressobj(_LEVEL, zlib.DEFLATED, 31)
         complete = False

@@ -29,15 +29,19 @@ from multivac.model import (
     Classification,
     Job,
     JobRecord,
+    Record,
     Run,
     build_record,
     flaky_job_ids,
+    packaged_prices,
 )
 from multivac.publish import publish
 from multivac.sinks.base import Sink
 
 if TYPE_CHECKING:
+    from multivac.archive import LogArchive
     from multivac.classify import Catalog
+    from multivac.minutes.billing import PriceTable
     from multivac.store import KnownRun, Store
 
 T = TypeVar("T")
@@ -84,6 +88,12 @@ class GatherOptions:
     lean: bool = False
     concurrency: int = 4
     fetch_logs: bool = True
+    #: also write a `steps` point per completed step of each written job
+    steps: bool = False
+    #: also write a `runs` point per run attempt
+    runs: bool = True
+    #: bills the jobs' minutes (default: the packaged price table)
+    prices: PriceTable | None = None
 
 
 @dataclass
@@ -96,7 +106,12 @@ class Summary:
     unchanged_runs: int = 0
     logs_unavailable: int = 0
     pending_jobs: int = 0
+    #: job records by measurement
     measurements: Counter[str] = field(default_factory=Counter)
+    #: points of the other record types (runs, steps) by measurement
+    points: Counter[str] = field(default_factory=Counter)
+    #: label sets of jobs billed as self-hosted for want of a known runner → jobs
+    unknown_labels: Counter[str] = field(default_factory=Counter)
     anomalies: Anomalies = field(default_factory=Anomalies)
     odd_conclusions: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -110,7 +125,7 @@ class Summary:
 class RunResult:
     run: Run
     jobs: tuple[Job, ...]
-    records: tuple[JobRecord, ...]
+    records: tuple[Record, ...]
     classifications: dict[int, Classification]
     pending: dict[int, str] = field(default_factory=dict)  # job id -> why its log is unread
     vanished: bool = False
@@ -129,6 +144,7 @@ class Gatherer:
         catalog: Catalog | None,
         *,
         summary: Summary | None = None,
+        archive: LogArchive | None = None,
         notify: Callable[[str], None] | None = None,
         progress: Callable[[int], None] | None = None,
         on_total: Callable[[int], None] | None = None,
@@ -139,6 +155,7 @@ class Gatherer:
         self.options = options
         self.catalog = catalog
         self.summary = summary if summary is not None else Summary()
+        self.archive = archive
         self.notify = notify or (lambda _message: None)
         self.progress = progress or (lambda _n: None)
         self.on_total = on_total or (lambda _n: None)
@@ -165,7 +182,11 @@ class Gatherer:
         catalog = self.catalog
         failed = job.failed_step
 
+        archive = self.archive
+
         def scan(chunks: Iterator[bytes]) -> tuple[Classification | None, str]:
+            if archive is not None:
+                chunks = archive.tee(job.id, chunks)  # kept in the same pass
             return classify.scan_log(
                 chunks,
                 catalog,
@@ -236,14 +257,21 @@ class Gatherer:
         fetched: bool,
     ) -> RunResult:
         """Records of a run's jobs; classifies (when `fetched`) the jobs `previous` does
-        not know yet. A job whose log cannot be read now gets no record: it is pending."""
+        not know yet. A job whose log cannot be read now gets no record: it is pending.
+        With the options' `steps` and `runs`, the records also hold the written jobs'
+        steps and the run's attempts."""
+        from multivac.minutes.records import run_records, step_records
+
+        opts = self.options
+        prices = opts.prices or packaged_prices()
         flaky = flaky_job_ids(jobs)
-        records: list[JobRecord] = []
+        records: list[Record] = []
         classifications: dict[int, Classification] = {}
         pending: dict[int, str] = {}
         anomalies = Anomalies()
         skipped = unfinished = 0
         odd: Counter[str] = Counter()
+        unknown: Counter[str] = Counter()
         for job in jobs:
             if job.conclusion == SKIPPED:
                 skipped += 1
@@ -264,15 +292,23 @@ class Gatherer:
                 run,
                 job,
                 classification,
-                lean=self.options.lean,
+                lean=opts.lean,
                 flaky=job.id in flaky,
                 anomalies=anomalies,
+                prices=prices,
             )
             if record is None:
                 continue
             if job.conclusion not in USUAL_CONCLUSIONS:
                 odd[job.conclusion] += 1
+            if prices.runner(job.labels, job.runner_group).unknown:
+                unknown[",".join(job.labels) or "(no labels)"] += 1
             records.append(record)
+            if opts.steps:
+                records.extend(step_records(job, record, lean=opts.lean))
+        if opts.runs:
+            known = {**previous, **classifications}
+            records.extend(run_records(run, jobs, known, prices=prices, anomalies=anomalies))
         with self.summary.lock:
             self.summary.runs += 1
             self.summary.jobs += len(jobs)
@@ -281,6 +317,7 @@ class Gatherer:
             self.summary.pending_jobs += len(pending)
             self.summary.anomalies.merge(anomalies)
             self.summary.odd_conclusions.update(odd)
+            self.summary.unknown_labels.update(unknown)
         return RunResult(
             run, tuple(jobs), tuple(records), classifications, pending, fetched=fetched
         )
@@ -314,6 +351,8 @@ class Gatherer:
             try:
                 for run in self.runs():
                     known = store.known_run(run) if store is not None else None
+                    if known is not None and self.options.steps and _lacks_step_times(known):
+                        known = None  # stored before steps had times: fetch its jobs again
                     if known is not None and not known.pending:
                         done: Future[RunResult] = Future()
                         done.set_result(
@@ -334,20 +373,40 @@ class Gatherer:
                 for future in pending:
                     future.cancel()
 
-    def run(self, sink: Sink) -> Summary:
-        """Write each run's records, then remember the run: a kill between the two only
-        means the run is fetched and written again (points are idempotent)."""
+    def stream(self) -> Iterator[RunResult]:
+        """Each run's result, for the caller to write before asking for the next; the
+        run is remembered in the store only then, so a run whose records were not
+        written (an error, a consumer that stopped) is fetched and written again."""
         for result in self.results():
-            publish(sink, result.records, self.store)
+            yield result
             with self.summary.lock:
-                self.summary.measurements.update(r.measurement for r in result.records)
+                for record in result.records:
+                    if isinstance(record, JobRecord):
+                        self.summary.measurements[record.measurement] += 1
+                    else:
+                        self.summary.points[record.measurement] += 1
             if self.store is not None and result.fetched and not result.vanished:
                 self.store.save_run(result.run, result.jobs, result.classifications, result.pending)
             if not result.fetched:
                 with self.summary.lock:
                     self.summary.unchanged_runs += 1
             self.progress(1)
+
+    def run(self, sink: Sink) -> Summary:
+        """Write each run's records, then remember the run: a kill between the two only
+        means the run is fetched and written again (points are idempotent)."""
+        for result in self.stream():
+            publish(sink, result.records, self.store)
         return self.summary
+
+
+def _lacks_step_times(known: KnownRun) -> bool:
+    """True for a run stored by a multivac that kept no step times."""
+    return any(
+        step.conclusion is not None and step.started_at is None
+        for job in known.jobs
+        for step in job.steps
+    )
 
 
 __all__ = [

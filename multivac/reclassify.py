@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -21,6 +21,7 @@ from multivac.model import (
 from multivac.store import Store, StoredJob
 
 if TYPE_CHECKING:
+    from multivac.archive import LogArchive
     from multivac.classify import Catalog
 
 
@@ -32,8 +33,11 @@ class Change:
     record: JobRecord
 
 
-def _again(item: StoredJob, catalog: Catalog) -> Classification | None:
-    """The classification the current rules give the stored evidence, or None to keep."""
+def _again(
+    item: StoredJob, catalog: Catalog, archive: LogArchive | None = None
+) -> Classification | None:
+    """The classification the current rules give the job's archived log, else its stored
+    evidence; None to keep the old one."""
     from multivac import classify
 
     old = item.classification
@@ -46,6 +50,18 @@ def _again(item: StoredJob, catalog: Catalog) -> Classification | None:
         return found or Classification(CANCELLED, "", None, None, "")
     if item.job.conclusion not in FAILED_CONCLUSIONS:
         return None
+    log = archive.read(item.job.id) if archive is not None else None
+    if log is not None:
+        failed = item.job.failed_step
+        found, context = classify.scan_log(
+            log,
+            catalog,
+            steps=[step.name for step in item.job.steps],
+            failed_step_number=failed.number if failed else None,
+        )
+        if found is None:
+            return Classification(UNKNOWN_FAILURE, "", old.step, None, "", context)
+        return found
     if old.excerpt:
         found = classify.classify_text(old.excerpt, catalog)
     elif old.evidence:
@@ -57,14 +73,7 @@ def _again(item: StoredJob, catalog: Catalog) -> Classification | None:
     if found is None:
         return Classification(UNKNOWN_FAILURE, "", old.step, None, "", old.excerpt)
     if not found.excerpt and old.excerpt:
-        found = Classification(
-            found.type,
-            found.rule,
-            found.step or old.step,
-            found.line_number,
-            found.evidence,
-            old.excerpt,
-        )
+        found = replace(found, step=found.step or old.step, excerpt=old.excerpt)
     return found
 
 
@@ -76,6 +85,7 @@ def reclassify(
     until: datetime | None,
     *,
     lean: bool = False,
+    archive: LogArchive | None = None,
 ) -> list[Change]:
     """Jobs whose measurement changes under the current rules, with their new records.
     Which old point each new record supersedes is decided where it is written
@@ -87,7 +97,7 @@ def reclassify(
     for run_items in by_run.values():
         flaky = flaky_job_ids([i.job for i in run_items])
         for item in run_items:
-            new = _again(item, catalog)
+            new = _again(item, catalog, archive)
             if new is None:
                 continue
             old_measurement = measurement_for(item.job, item.classification)

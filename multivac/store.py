@@ -22,7 +22,7 @@ from typing import Any
 from multivac.errors import StoreError
 from multivac.model import Classification, Job, JobRecord, PointKey, Run, Step
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -40,7 +40,10 @@ CREATE TABLE IF NOT EXISTS runs (
     updated_at TEXT,
     html_url TEXT NOT NULL,
     jobs_complete INTEGER NOT NULL DEFAULT 0,
-    github TEXT NOT NULL DEFAULT ''
+    github TEXT NOT NULL DEFAULT '',
+    run_started_at TEXT,
+    actor TEXT NOT NULL DEFAULT '',
+    pr_number INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_by_repo_time ON runs (repository, created_at);
 CREATE TABLE IF NOT EXISTS jobs (
@@ -59,7 +62,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     steps TEXT NOT NULL,
     workflow TEXT NOT NULL,
     branch TEXT NOT NULL,
-    commit_sha TEXT NOT NULL
+    commit_sha TEXT NOT NULL,
+    runner_group TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS jobs_by_run ON jobs (run_id);
 CREATE TABLE IF NOT EXISTS classifications (
@@ -70,7 +74,13 @@ CREATE TABLE IF NOT EXISTS classifications (
     line_number INTEGER,
     evidence TEXT NOT NULL,
     excerpt TEXT NOT NULL,
-    classified_at REAL NOT NULL
+    classified_at REAL NOT NULL,
+    also TEXT NOT NULL DEFAULT '',
+    signature TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS signatures (
+    hash TEXT PRIMARY KEY,
+    text TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS emitted (
     job_id INTEGER PRIMARY KEY,
@@ -113,14 +123,35 @@ def _dt(text: str | None) -> datetime | None:
 
 RUN_COLUMNS = (
     "id, repository, workflow, workflow_path, run_attempt, branch, commit_sha, event, "
-    "status, conclusion, created_at, updated_at, html_url"
+    "status, conclusion, created_at, updated_at, html_url, run_started_at, actor, pr_number"
 )
+CLASSIFICATION_COLUMNS = "type, rule, step, line_number, evidence, excerpt, also, signature"
 JOB_COLUMNS = (
     "id, run_id, run_attempt, name, status, conclusion, created_at, started_at, "
-    "completed_at, labels, runner_name, html_url, steps, workflow, branch, commit_sha"
+    "completed_at, labels, runner_name, html_url, steps, workflow, branch, commit_sha, "
+    "runner_group"
 )
 _RUNS = len(RUN_COLUMNS.split(","))
 _JOBS = len(JOB_COLUMNS.split(","))
+
+
+def _marks(count: int) -> str:
+    return ",".join("?" * count)
+
+
+def _steps_json(steps: Iterable[Step]) -> str:
+    return json.dumps(
+        [[s.number, s.name, s.conclusion, _ts(s.started_at), _ts(s.completed_at)] for s in steps]
+    )
+
+
+def _steps(text: str) -> tuple[Step, ...]:
+    """Stored steps; a store older than step times kept [number, name, conclusion]."""
+    steps = []
+    for number, name, conclusion, *times in json.loads(text):
+        started, completed = [*times, None, None][:2]
+        steps.append(Step(number, name, conclusion, _dt(started), _dt(completed)))
+    return tuple(steps)
 
 
 def _prefixed(columns: str, alias: str) -> str:
@@ -131,6 +162,16 @@ def _prefixed(columns: str, alias: str) -> str:
 _ADDED_COLUMNS = (
     ("runs", "github", "TEXT NOT NULL DEFAULT ''"),
     ("emitted", "key", "TEXT"),
+    ("classifications", "also", "TEXT NOT NULL DEFAULT ''"),
+    ("classifications", "signature", "TEXT NOT NULL DEFAULT ''"),
+    ("runs", "run_started_at", "TEXT"),
+    ("runs", "actor", "TEXT NOT NULL DEFAULT ''"),
+    ("runs", "pr_number", "INTEGER"),
+    ("jobs", "runner_group", "TEXT NOT NULL DEFAULT ''"),
+)
+#: indexes on added columns: created after the columns, or an older store cannot open
+_ADDED_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS classifications_by_signature ON classifications (signature)",
 )
 
 
@@ -140,10 +181,14 @@ def _migrate(connection: sqlite3.Connection) -> None:
         names = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
         if column not in names:
             connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
-    connection.execute(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
-        (str(SCHEMA_VERSION),),
-    )
+    for index in _ADDED_INDEXES:
+        connection.execute(index)
+    found = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if found is None or found[0] != str(SCHEMA_VERSION):
+        connection.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
 
 
 @dataclass(frozen=True)
@@ -230,14 +275,17 @@ class Store:
         try:
             self.db.execute("BEGIN")
             self._write(
-                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,1,?) "
+                f"INSERT INTO runs ({RUN_COLUMNS}, jobs_complete, github) "
+                f"VALUES ({_marks(_RUNS)},1,?) "
                 "ON CONFLICT(id) DO UPDATE SET repository=excluded.repository, "
                 "workflow=excluded.workflow, "
                 "workflow_path=excluded.workflow_path, run_attempt=excluded.run_attempt, "
                 "branch=excluded.branch, commit_sha=excluded.commit_sha, event=excluded.event, "
                 "status=excluded.status, conclusion=excluded.conclusion, "
                 "created_at=excluded.created_at, updated_at=excluded.updated_at, "
-                "html_url=excluded.html_url, jobs_complete=1, github=excluded.github",
+                "html_url=excluded.html_url, run_started_at=excluded.run_started_at, "
+                "actor=excluded.actor, pr_number=excluded.pr_number, jobs_complete=1, "
+                "github=excluded.github",
                 [
                     (
                         run.id,
@@ -253,12 +301,15 @@ class Store:
                         _ts(run.created_at),
                         _ts(run.updated_at),
                         run.html_url,
+                        _ts(run.run_started_at),
+                        run.actor,
+                        run.pr_number,
                         self.github,
                     )
                 ],
             )
             self._write(
-                "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT OR REPLACE INTO jobs ({JOB_COLUMNS}) VALUES ({_marks(_JOBS)})",
                 [
                     (
                         job.id,
@@ -273,35 +324,20 @@ class Store:
                         json.dumps(list(job.labels)),
                         job.runner_name,
                         job.html_url,
-                        json.dumps([[s.number, s.name, s.conclusion] for s in job.steps]),
+                        _steps_json(job.steps),
                         job.workflow,
                         job.branch,
                         job.commit_sha,
+                        job.runner_group,
                     )
                     for job in jobs
                 ],
             )
-            now = time.time()
-            self._write(
-                "INSERT OR REPLACE INTO classifications VALUES (?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        job_id,
-                        c.type,
-                        c.rule,
-                        c.step,
-                        c.line_number,
-                        c.evidence,
-                        c.excerpt,
-                        now,
-                    )
-                    for job_id, c in classifications.items()
-                ],
-            )
+            self._classify(classifications)
             self._write("DELETE FROM pending WHERE run_id = ?", [(run.id,)])
             self._write(
                 "INSERT INTO pending VALUES (?,?,?,?)",
-                [(job_id, run.id, why, now) for job_id, why in pending.items()],
+                [(job_id, run.id, why, time.time()) for job_id, why in pending.items()],
             )
             self.db.execute("COMMIT")
         except BaseException:
@@ -352,10 +388,11 @@ class Store:
             labels=tuple(json.loads(row[9])),
             runner_name=row[10],
             html_url=row[11],
-            steps=tuple(Step(n, name, c) for n, name, c in json.loads(row[12])),
+            steps=_steps(row[12]),
             workflow=row[13],
             branch=row[14],
             commit_sha=row[15],
+            runner_group=row[16] or "",
         )
 
     @staticmethod
@@ -374,11 +411,14 @@ class Store:
             created_at=_dt(row[10]),
             updated_at=_dt(row[11]),
             html_url=row[12],
+            run_started_at=_dt(row[13]),
+            actor=row[14] or "",
+            pr_number=row[15],
         )
 
     def classifications_of(self, run_id: int) -> dict[int, Classification]:
         cursor = self.db.execute(
-            "SELECT c.job_id, c.type, c.rule, c.step, c.line_number, c.evidence, c.excerpt "
+            f"SELECT c.job_id, {_prefixed(CLASSIFICATION_COLUMNS, 'c')} "
             "FROM classifications c JOIN jobs j ON j.id = c.job_id WHERE j.run_id = ?",
             (run_id,),
         )
@@ -392,10 +432,40 @@ class Store:
             yield from self.db.execute(sql.format(marks=",".join("?" * len(part))), part)
 
     def set_classification(self, job_id: int, classification: Classification) -> None:
-        c = classification
+        self._classify({job_id: classification})
+
+    def _classify(self, classifications: Mapping[int, Classification]) -> None:
+        """Upsert classifications, and the normalised text of their signatures."""
+        from multivac.signature import signature
+
+        now = time.time()
         self._write(
-            "INSERT OR REPLACE INTO classifications VALUES (?,?,?,?,?,?,?,?)",
-            [(job_id, c.type, c.rule, c.step, c.line_number, c.evidence, c.excerpt, time.time())],
+            f"INSERT OR REPLACE INTO classifications (job_id, {CLASSIFICATION_COLUMNS}, "
+            "classified_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    job_id,
+                    c.type,
+                    c.rule,
+                    c.step,
+                    c.line_number,
+                    c.evidence,
+                    c.excerpt,
+                    c.also,
+                    c.signature,
+                    now,
+                )
+                for job_id, c in classifications.items()
+            ],
+        )
+        texts = {
+            c.signature: signature(c.evidence)[1]
+            for c in classifications.values()
+            if c.signature and c.evidence
+        }
+        self._write(
+            "INSERT OR IGNORE INTO signatures VALUES (?,?)",
+            [(hash_, text) for hash_, text in texts.items() if text],
         )
 
     def stored_jobs(
@@ -418,7 +488,7 @@ class Store:
         with closing(
             self.db.execute(
                 f"SELECT {_prefixed(RUN_COLUMNS, 'r')}, {_prefixed(JOB_COLUMNS, 'j')}, "
-                "c.type, c.rule, c.step, c.line_number, c.evidence, c.excerpt "
+                f"{_prefixed(CLASSIFICATION_COLUMNS, 'c')} "
                 f"FROM runs r JOIN jobs j ON j.run_id = r.id "
                 f"LEFT JOIN classifications c ON c.job_id = j.id {where} "
                 "ORDER BY r.created_at DESC, r.id DESC, j.rowid",
@@ -462,6 +532,10 @@ class Store:
                 for r in records
             ],
         )
+
+    def signature_texts(self) -> dict[str, str]:
+        """Every signature's normalised text."""
+        return dict(self.db.execute("SELECT hash, text FROM signatures").fetchall())
 
     def repositories(self) -> list[str]:
         """Repositories with stored runs from this store's GitHub (runs stored before the

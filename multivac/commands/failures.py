@@ -3,20 +3,34 @@ gathering first whatever part of the window it lacks (unless --offline)."""
 
 from __future__ import annotations
 
+import json
 import sys
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from multivac.config import GatherPlan, GitHubSettings, StorePlan
 from multivac.errors import ConfigError, MultivacError, SinkError
-from multivac.queries import Outcome, failure_stats, failures_of, outcomes
+from multivac.queries import (
+    Outcome,
+    SignatureCount,
+    failure_stats,
+    failures_of,
+    new_signatures,
+    outcomes,
+    signature_stats,
+)
 from multivac.retry import RetryPolicy
 from multivac.sinks import Format
 from multivac.store import Store
 
+if TYPE_CHECKING:
+    from multivac.minutes import PriceTable
 
-def _fill(
+
+def fill_store(
     plan: StorePlan, github: GitHubSettings, policy: RetryPolicy, console: Console
 ) -> MultivacError | None:
     """Gather whatever part of the window the store does not cover for the plan's
@@ -65,7 +79,7 @@ def _outcomes(
     plan: StorePlan, github: GitHubSettings, policy: RetryPolicy, console: Console
 ) -> tuple[list[Outcome], MultivacError | None]:
     """Stored outcomes of the window, and the error of the gather that came first."""
-    failed = _fill(plan, github, policy, console)
+    failed = fill_store(plan, github, policy, console)
     with Store.open(plan.state_dir, github=github.api_url) as store:
         repos = plan.repos or tuple(store.repositories())
         return list(outcomes(store, repos, plan.since, plan.until)), failed
@@ -76,8 +90,21 @@ def _done(failed: MultivacError | None) -> None:
         raise failed
 
 
-def stats(plan: StorePlan, github: GitHubSettings, policy: RetryPolicy, console: Console) -> None:
+def stats(
+    plan: StorePlan,
+    github: GitHubSettings,
+    policy: RetryPolicy,
+    console: Console,
+    *,
+    by_signature: bool = False,
+) -> None:
     items, failed = _outcomes(plan, github, policy, console)
+    if by_signature:
+        with Store.open(plan.state_dir, github=github.api_url) as store:
+            texts = store.signature_texts()
+        _signature_table(signature_stats(items, texts))
+        _done(failed)
+        return
     counts = failure_stats(items)
     total = sum(s.jobs for s in counts)
     width = max([len("failure type"), *(len(s.type) for s in counts)])
@@ -88,6 +115,64 @@ def stats(plan: StorePlan, github: GitHubSettings, policy: RetryPolicy, console:
         flaky = f"{100.0 * s.flaky / s.jobs:.0f}%" if s.jobs else "0%"
         out.write(f"{s.type:<{width}}  {s.jobs:>6}  {share:>5.1f}%  {flaky:>6}\n")
     out.write(f"{'total':<{width}}  {total:>6}\n")
+    _done(failed)
+
+
+def _day(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else "?"
+
+
+def _signature_table(counts: list[SignatureCount]) -> None:
+    """Signatures, most jobs first: hash, type, jobs, flaky, first and last seen, text."""
+    out = sys.stdout
+    width = max([len("failure type"), *(len(c.type) for c in counts)])
+    out.write(
+        f"{'signature':<12}  {'failure type':<{width}}  {'jobs':>5}  {'flaky':>5}  "
+        f"{'first seen':<16}  {'last seen':<16}  text\n"
+    )
+    for c in counts:
+        out.write(
+            f"{c.signature:<12}  {c.type:<{width}}  {c.jobs:>5}  {c.flaky:>5}  "
+            f"{_day(c.first_seen):<16}  {_day(c.last_seen):<16}  {c.text}\n"
+        )
+
+
+def new(
+    plan: StorePlan,
+    github: GitHubSettings,
+    policy: RetryPolicy,
+    console: Console,
+    *,
+    as_json: bool = False,
+) -> None:
+    """Failure signatures first seen in the window, with the first job, commit and count."""
+    failed = fill_store(plan, github, policy, console)
+    with Store.open(plan.state_dir, github=github.api_url) as store:
+        repos = plan.repos or tuple(store.repositories())
+        history = list(outcomes(store, repos, None, plan.until))
+        texts = store.signature_texts()
+    found = new_signatures(history, texts, plan.since, plan.until)
+    if as_json:
+        rows = [
+            {
+                "signature": c.signature,
+                "type": c.type,
+                "text": c.text,
+                "jobs": c.jobs,
+                "first_seen": c.first_seen.isoformat() if c.first_seen else None,
+                "first_url": c.first_url,
+                "commit_sha": c.first_commit,
+            }
+            for c in found
+        ]
+        sys.stdout.write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+    else:
+        for c in found:
+            sys.stdout.write(
+                f"{c.signature}  {c.type}  {c.jobs} jobs  first {_day(c.first_seen)}  "
+                f"commit {c.first_commit[:12]}\n    {c.text}\n    {c.first_url}\n"
+            )
+    console.print(f"{len(found)} new failure signatures in the window.", markup=False)
     _done(failed)
 
 
@@ -121,12 +206,14 @@ def report(
     github: GitHubSettings,
     policy: RetryPolicy,
     console: Console,
+    prices: PriceTable | None = None,
 ) -> None:
-    """Write the self-contained HTML report of the window."""
+    """Write the self-contained HTML report of the window (minutes priced with `prices`,
+    default the packaged table)."""
     from multivac.html_report import render
 
     items, failed = _outcomes(plan, github, policy, console)
-    page = render(items, since=plan.since, until=plan.until)
+    page = render(items, since=plan.since, until=plan.until, prices=prices)
     try:
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(page, encoding="utf-8")

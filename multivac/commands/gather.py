@@ -1,5 +1,8 @@
 """`multivac gather` and `multivac replay`: build the pipeline from a plan and run it.
 
+`results()` is the one pipeline; `gather()` writes it to a sink, and the Python API
+(api.py) hands its records to the caller.
+
 Errors are raised, not printed: cli.py turns them into one line and an exit code. The
 summary of what was gathered is printed whatever happens (in `finally`), so a stopped
 gather still tells what it kept.
@@ -7,23 +10,26 @@ gather still tells what it kept.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from multivac.archive import LogArchive
 from multivac.config import GatherPlan, InfluxSettings, in_shard
-from multivac.errors import MultivacError, SinkError
-from multivac.gather import Gatherer, GatherOptions, Summary
+from multivac.errors import IngestError, MultivacError, SinkError
+from multivac.gather import Gatherer, GatherOptions, RunResult, Summary
 from multivac.github import GitHubSource
-from multivac.model import PointKey, Record
+from multivac.model import JOB_SCHEMA, RUN_SCHEMA, STEP_SCHEMA, PointKey, Record, Schema
+from multivac.publish import publish
 from multivac.retry import RetryPolicy
 from multivac.sinks import build_sink
 from multivac.sinks.base import Sink
-from multivac.sinks.influx import InfluxSink
+from multivac.sinks.influx import CHUNK
+from multivac.sinks.targets import InfluxTargets
 from multivac.store import Store
 
 if TYPE_CHECKING:
@@ -54,6 +60,10 @@ def describe(summary: Summary, source: GitHubSource, influx_note: str | None) ->
     if summary.measurements:
         by = ", ".join(f"{name} {count}" for name, count in summary.measurements.most_common())
         head += f" ({by})"
+    if summary.points:
+        head += " and " + ", ".join(
+            f"{count} {name} points" for name, count in sorted(summary.points.items())
+        )
     notes: list[str] = []
     anomalies = summary.anomalies
     for count, text in (
@@ -70,6 +80,14 @@ def describe(summary: Summary, source: GitHubSource, influx_note: str | None) ->
             notes.append(f"{count} {text}")
     for conclusion, count in summary.odd_conclusions.items():
         notes.append(f"{count} jobs concluded {conclusion}")
+    if summary.unknown_labels:
+        named = "; ".join(
+            f"{labels} ({count})" for labels, count in sorted(summary.unknown_labels.items())
+        )
+        notes.append(
+            f"{summary.unknown_labels.total()} jobs on unknown runners billed as self-hosted: "
+            f"{named} (map them with --price-table)"
+        )
     governor = source.governor
     if governor.retries:
         notes.append(f"{governor.retries} retries")
@@ -108,28 +126,35 @@ def _repositories(plan: GatherPlan, source: GitHubSource, console: Console) -> t
 
 
 def _deliver_spool(sink: Sink, console: Console) -> None:
-    if isinstance(sink, InfluxSink):
-        delivered = sink.replay()
-        if delivered:
-            console.print(f"delivered {delivered} spooled points to InfluxDB first.", markup=False)
+    if isinstance(sink, InfluxTargets):
+        for target, delivered in zip(sink.targets, sink.replay().values(), strict=True):
+            if delivered:
+                console.print(
+                    f"delivered {delivered} spooled points to {target.main.label} first.",
+                    markup=False,
+                )
 
 
-def gather(plan: GatherPlan, console: Console, *, sink: Sink | None = None) -> Summary:
-    """Run a gather. Raises a MultivacError (after printing the summary) when it could
-    not finish; what was gathered before is written and kept in the store."""
+def schemas(plan: GatherPlan) -> tuple[Schema, ...]:
+    """The record types a gather with this plan writes (one CSV header holds them all)."""
+    return (
+        JOB_SCHEMA,
+        *((STEP_SCHEMA,) if plan.steps else ()),
+        *((RUN_SCHEMA,) if plan.runs else ()),
+    )
+
+
+@contextmanager
+def session(
+    plan: GatherPlan, notify: Callable[[str], None]
+) -> Iterator[tuple[Store, GitHubSource, Catalog | None]]:
+    """The store, the GitHub source and the failure catalog a gather works with."""
     catalog = None
     if plan.fetch_logs:
         from multivac.classify import load_catalog
 
         catalog = load_catalog(plan.rules)
-
-    def notify(message: str) -> None:
-        console.print(message, markup=False)
-
-    spool = plan.state_dir / "spool"
-    summary = Summary()
-    with ExitStack() as stack:
-        store = stack.enter_context(Store.open(plan.state_dir, github=plan.github.api_url))
+    with Store.open(plan.state_dir, github=plan.github.api_url) as store:
         source = GitHubSource(
             plan.github,
             policy=plan.policy,
@@ -137,6 +162,20 @@ def gather(plan: GatherPlan, console: Console, *, sink: Sink | None = None) -> S
             cache=store,
             concurrency=plan.concurrency,
         )
+        yield store, source, catalog
+
+
+def gather(plan: GatherPlan, console: Console, *, sink: Sink | None = None) -> Summary:
+    """Run a gather. Raises a MultivacError (after printing the summary) when it could
+    not finish; what was gathered before is written and kept in the store."""
+
+    def notify(message: str) -> None:
+        console.print(message, markup=False)
+
+    spool = plan.state_dir / "spool"
+    summary = Summary()
+    with ExitStack() as stack:
+        store, source, catalog = stack.enter_context(session(plan, notify))
         try:
             sink = sink or build_sink(
                 plan.output_format,
@@ -144,18 +183,21 @@ def gather(plan: GatherPlan, console: Console, *, sink: Sink | None = None) -> S
                 output=plan.output,
                 lean=plan.lean,
                 influx=plan.influx,
+                targets=plan.targets,
                 spool_dir=spool,
                 create_bucket=plan.create_bucket,
                 policy=plan.influx_policy,
                 notify=notify,
+                schemas=schemas(plan),
             )
             try:
                 _deliver_spool(sink, console)
-                _gather_into(sink, plan, source, store, catalog, summary, console)
+                for result in results(plan, source, store, catalog, summary, console):
+                    publish(sink, result.records, store)
             finally:
                 sink.close()
         finally:
-            influx = sink if isinstance(sink, InfluxSink) else None
+            influx = sink if isinstance(sink, InfluxTargets) else None
             if source.governor.limiter.cut:
                 notify(
                     f"note: concurrency was cut to {source.governor.limiter.width} after a "
@@ -163,14 +205,14 @@ def gather(plan: GatherPlan, console: Console, *, sink: Sink | None = None) -> S
                 )
             for lost in source.truncated_windows:
                 notify(f"warning: {lost}")
-            notify(describe(summary, source, influx.note(spool) if influx else None))
+            notify(describe(summary, source, influx.note() if influx else None))
     if influx is not None and influx.failure:
         later = (
             " The spooled points are delivered by the next gather or `multivac replay`."
-            if influx.stats.spooled or influx.stats.spooled_retractions
+            if influx.spooled
             else ""
         )
-        raise SinkError(influx.failure + later)
+        raise SinkError(influx.failure.rstrip(".") + "." + later)
     if summary.pending_jobs:
         raise PendingLogs(
             f"the logs of {summary.pending_jobs} failed jobs could not be read; they are "
@@ -179,15 +221,17 @@ def gather(plan: GatherPlan, console: Console, *, sink: Sink | None = None) -> S
     return summary
 
 
-def _gather_into(
-    sink: Sink,
+def results(
     plan: GatherPlan,
     source: GitHubSource,
     store: Store,
     catalog: Catalog | None,
     summary: Summary,
     console: Console,
-) -> None:
+) -> Iterator[RunResult]:
+    """The one pipeline: each run's result in listing order, for the caller to write
+    (a sink, or the Python API's iterator) before it asks for the next. The window
+    counts as covered only when every run was taken."""
     repos = _repositories(plan, source, console)
     for repo in repos:
         source.check_repo(repo)
@@ -206,40 +250,85 @@ def _gather_into(
             lean=plan.lean,
             concurrency=plan.concurrency,
             fetch_logs=plan.fetch_logs,
+            steps=plan.steps,
+            runs=plan.runs,
+            prices=plan.prices,
         ),
         catalog,
         summary=summary,
+        archive=LogArchive(plan.state_dir / "logs", plan.log_archive_mb << 20),
         notify=source.notify,
         progress=lambda n: progress.advance(task, n),
         on_total=lambda n: progress.update(task, total=(progress.tasks[0].total or 0) + n),
         store=store,
     )
     with progress:
-        gatherer.run(sink)
+        yield from gatherer.stream()
     if plan.records_coverage and plan.since is not None:
         for repo in repos:
             store.add_coverage(repo, plan.since, plan.until)
 
 
-def replay(state: Path, influx: InfluxSettings, policy: RetryPolicy, console: Console) -> None:
-    """Deliver the InfluxDB spool; raises SinkError when some of it stays."""
-    from multivac.sinks.influx import Spool
-
+def replay(
+    state: Path,
+    targets: Sequence[InfluxSettings],
+    policy: RetryPolicy,
+    console: Console,
+    files: Sequence[Path] = (),
+) -> None:
+    """Deliver every target's spool, then load `files` (any format multivac reads back)
+    into every target. Raises SinkError when some points stay spooled, IngestError at
+    the first bad line of a file (the records before it are written)."""
     spool = state / "spool"
-    if not Spool(spool).pending():
-        console.print(f"nothing to replay: the spool in {spool} is empty.", markup=False)
-        return
-    sink = InfluxSink(influx, spool, policy=policy)
+    sink = InfluxTargets(targets, spool, policy=policy)
+    loaded = 0
     try:
+        if not files and not sink.pending():
+            console.print(f"nothing to replay: the spools in {spool} are empty.", markup=False)
+            return
         delivered = sink.replay()
+        for target, count in zip(sink.targets, delivered.values(), strict=True):
+            if count or not files:
+                console.print(
+                    f"delivered {count} spooled points to {target.main.label}.", markup=False
+                )
+        for path in files:
+            loaded += _load(sink, path, loaded)
+            console.print(f"read {path}: {loaded} records in all so far.", markup=False)
     finally:
         sink.close()
-    left = len(sink.spool.pending())
-    console.print(
-        f"delivered {delivered} spooled points to InfluxDB; {left} spool files left.",
-        markup=False,
-    )
-    for message in sink.stats.messages[1:]:
+    if files:
+        console.print(f"loaded {loaded} records: {sink.note()}.", markup=False)
+    left = sink.pending()
+    if left:
+        console.print(f"{left} spool files left.", markup=False)
+    for message in sink.messages[1:]:
         console.print(f"error: {message}", markup=False)
     if sink.failure:
         raise SinkError(sink.failure)
+
+
+def _load(sink: InfluxTargets, path: Path, before: int) -> int:
+    """Write a file's records in chunks; on a bad line, write what came before it and
+    raise the IngestError saying so."""
+    from multivac.ingest import read_records
+
+    batch: list[Record] = []
+    count = 0
+    try:
+        for record in read_records(path):
+            batch.append(record)
+            if len(batch) >= CHUNK:
+                sink.write(batch)
+                count += len(batch)
+                batch = []
+    except IngestError as exc:
+        sink.write(batch)
+        count += len(batch)
+        total = before + count
+        raise IngestError(
+            f"{str(exc).rstrip('.')}; the {total} records before it were written to the "
+            "InfluxDB targets (or spooled for them)."
+        ) from None
+    sink.write(batch)
+    return count + len(batch)

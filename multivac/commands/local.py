@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -72,3 +73,42 @@ def check_rules(files: list[Path], console: Console) -> int:
         else:
             sys.stdout.write(f"{path}: ok\n")
     return code
+
+
+def suggest_rules(state: Path, repos: Sequence[str], since: datetime, top: int) -> int:
+    """Draft rules for the largest clusters of unknown failures in the store, as YAML on
+    stdout; writes nothing. Returns how many clusters were found."""
+    from multivac.model import UNKNOWN_FAILURE
+    from multivac.queries import outcomes
+    from multivac.store import Store
+    from multivac.suggest import clusters, draft_rules
+
+    with Store.open(state) as store:
+        chosen = list(repos) or store.repositories()
+        excerpts = [
+            item.stored.classification.excerpt
+            for item in outcomes(store, chosen, since, None)
+            if item.measurement == UNKNOWN_FAILURE and item.stored.classification is not None
+        ]
+    found = clusters(excerpts)[:top]
+    if found:
+        sys.stdout.write(draft_rules(found))
+    return len(found)
+
+
+def show_log(state: Path, job_id: int) -> None:
+    """Write an archived log to stdout as it came from GitHub."""
+    from multivac.archive import LogArchive
+    from multivac.errors import MultivacError
+
+    archive = LogArchive(state / "logs", 0)
+    log = archive.read(job_id)
+    if log is None:
+        raise MultivacError(
+            f"job {job_id} has no archived log in {state / 'logs'} (gather keeps failed jobs' "
+            "logs unless --log-archive-mb 0; the oldest go first when the archive is full)."
+        )
+    out = sys.stdout.buffer
+    for chunk in log:
+        out.write(chunk)
+    out.flush()

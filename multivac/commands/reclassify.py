@@ -8,12 +8,13 @@ from contextlib import ExitStack
 
 from rich.console import Console
 
+from multivac.archive import LogArchive
 from multivac.config import ReclassifyPlan
 from multivac.errors import SinkError
 from multivac.model import JobRecord
 from multivac.publish import publish
 from multivac.sinks import build_sink
-from multivac.sinks.influx import InfluxSink
+from multivac.sinks.targets import InfluxTargets
 from multivac.store import Store
 
 
@@ -25,7 +26,10 @@ def reclassify(plan: ReclassifyPlan, console: Console) -> None:
 
     catalog = load_catalog(plan.rules)
     with Store.open(plan.state_dir) as store:
-        changes = changed(store, catalog, plan.repos, plan.since, plan.until, lean=plan.lean)
+        archive = LogArchive(plan.state_dir / "logs", 0)  # read only: full logs beat excerpts
+        changes = changed(
+            store, catalog, plan.repos, plan.since, plan.until, lean=plan.lean, archive=archive
+        )
         moves = Counter(f"{c.old_measurement} -> {c.record.measurement}" for c in changes)
         verb = "would move" if plan.dry_run else "moved"
         if not plan.dry_run:
@@ -48,6 +52,7 @@ def _write(plan: ReclassifyPlan, store: Store, records: Sequence[JobRecord]) -> 
             output=plan.output,
             lean=plan.lean,
             influx=plan.influx,
+            targets=plan.targets,
             spool_dir=plan.state_dir / "spool",
             policy=plan.policy,
         )
@@ -55,5 +60,5 @@ def _write(plan: ReclassifyPlan, store: Store, records: Sequence[JobRecord]) -> 
             publish(sink, records, store)
         finally:
             sink.close()
-        if isinstance(sink, InfluxSink) and sink.failure:
+        if isinstance(sink, InfluxTargets) and sink.failure:
             raise SinkError(sink.failure)

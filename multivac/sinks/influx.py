@@ -22,7 +22,7 @@ from multivac.config import InfluxSettings, redact
 from multivac.errors import SinkError
 from multivac.model import PointKey, Record
 from multivac.retry import Notify, Outage, OutageStop, RetryPolicy
-from multivac.sinks.lineproto import to_line
+from multivac.sinks.lineproto import to_lines
 
 CHUNK = 5000
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
@@ -223,15 +223,17 @@ class InfluxSink:
         notify: Notify | None = None,
         create_bucket: bool = False,
         chunk_size: int = CHUNK,
+        label: str = "InfluxDB",
     ) -> None:
         policy = policy or RetryPolicy(max_wait_s=30.0)
         self.settings = settings
+        self.label = label  # "InfluxDB", or "InfluxDB NAME" for one of several targets
         self.writer = InfluxWriter(settings, timeout_s=policy.timeout_s)
         self.spool = Spool(spool_dir)
         self.stats = InfluxStats()
         self.chunk_size = chunk_size
         # the spool keeps what InfluxDB cannot take, so the wait is the policy's own
-        self.outage = Outage("InfluxDB", policy, notify=notify)
+        self.outage = Outage(label, policy, notify=notify)
         self._down = False  # once the server failed, later chunks go straight to the spool
         self._buffer: list[str] = []
         self._fatal: str | None = None
@@ -288,20 +290,20 @@ class InfluxSink:
         self.spool.reject(path, f"HTTP {exc.status}: {exc.message}")
         self.stats.rejected += count
         self.stats.messages.append(
-            f"InfluxDB rejected {count} points (HTTP {exc.status}): {exc.message}; "
+            f"{self.label} rejected {count} points (HTTP {exc.status}): {exc.message}; "
             f"set aside in {self.spool.rejected}."
         )
 
     def _remember(self, exc: WriteFailed) -> None:
         where = f"HTTP {exc.status}" if exc.status else "unreachable"
         self._fatal = (
-            f"InfluxDB at {self.settings.url} did not take the points ({where}): {exc.message}"
+            f"{self.label} at {self.settings.url} did not take the points ({where}): {exc.message}"
         )
 
     def write(self, records: Iterable[Record]) -> None:
         """Buffer lines and send full chunks; close() sends the rest. A point lost from
         the buffer by a hard kill is sent again by the next gather of the window."""
-        self._buffer.extend(line for line in (to_line(r) for r in records) if line)
+        self._buffer.extend(to_lines(records))
         while len(self._buffer) >= self.chunk_size:
             chunk, self._buffer = self._buffer[: self.chunk_size], self._buffer[self.chunk_size :]
             self._send(chunk)
@@ -342,11 +344,15 @@ class InfluxSink:
                 self._down = True
                 self._remember(exc)
 
+    def flush(self) -> None:
+        """Send the buffered lines now (or spool them) instead of at close()."""
+        if self._buffer:
+            chunk, self._buffer = self._buffer, []
+            self._send(chunk)
+
     def close(self) -> None:
         try:
-            if self._buffer:
-                chunk, self._buffer = self._buffer, []
-                self._send(chunk)
+            self.flush()
         finally:
             self.writer.close()
 
@@ -362,7 +368,7 @@ class InfluxSink:
     def note(self, spool_dir: Path) -> str:
         """What happened to the points, for the gather summary."""
         stats = self.stats
-        line = f"{stats.written} points written to InfluxDB"
+        line = f"{stats.written} points written to {self.label}"
         if stats.spooled:
             line += f", {stats.spooled} spooled to {spool_dir}"
         if stats.rejected:
