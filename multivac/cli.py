@@ -2,7 +2,8 @@
 
 Domain errors become one line on stderr and an exit code here and nowhere else:
 0 done, 1 an error (what was gathered before it is kept), 2 bad input or settings,
-3 stopped early by GitHub's rate limit (partial data, run again later), 130 interrupted.
+3 stopped early by GitHub's rate limit (partial data, run again later), 4 an alert rule
+fired (`multivac check`), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from multivac import __version__, config
 from multivac.commands.tests import LastSeenFormat
 from multivac.config import Environment, redact
 from multivac.errors import MultivacError
+from multivac.minutes.capacity import CapacityBy, CapacityFormat
+from multivac.minutes.usage import GroupBy, Period, UsageFormat
 from multivac.retry import RetryPolicy
 from multivac.sinks import Format
 
@@ -76,7 +79,10 @@ app = typer.Typer(
 )
 rules_app = typer.Typer(help="Show and check the failure rules.", no_args_is_help=True)
 failures_app = typer.Typer(help="Failed jobs by failure type.", no_args_is_help=True)
-config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="Show the effective configuration, or print an example config file.",
+    no_args_is_help=True,
+)
 logs_app = typer.Typer(help="Failed jobs' logs kept in the local archive.", no_args_is_help=True)
 
 
@@ -131,15 +137,36 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+class _Global:
+    """The global --config option, for every command's Environment."""
+
+    config: Path | None = None
+
+
+def _env() -> Environment:
+    return Environment(config_path=_Global.config)
+
+
 @app.callback()
 def _root(
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            metavar="FILE",
+            help="The config file (default: $MULTIVAC_CONFIG, else multivac.toml in the "
+            "current directory when there is one).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Configuration comes from flags, then the environment, then `.env` in the current
-    directory (a variable already set is never overridden)."""
+    directory (a variable already set is never overridden), then the config file."""
+    _Global.config = config_file
 
 
 # ---------------------------------------------------------------------------- options
@@ -192,19 +219,35 @@ StateDirOpt = Annotated[
     ),
 ]
 MaxWaitOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--max-wait",
         metavar="DURATION",
         help="How long to wait out a GitHub outage (5xx, dropped connections) or a rate "
-        "limit before stopping with what was gathered (a duration like 15m; a rerun "
+        "limit before stopping with what was gathered (a duration, default 15m; a rerun "
         "completes the window).",
+        show_default=False,
+    ),
+]
+PriceTableOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--price-table",
+        metavar="FILE",
+        help="Per-minute prices (JSON or YAML) amending the packaged table, e.g. your larger "
+        "runners' SKUs (also MULTIVAC_PRICE_TABLE; see docs/usage.md).",
+        show_default=False,
     ),
 ]
 ConcurrencyOpt = Annotated[
-    int,
+    int | None,
     typer.Option(
-        "--concurrency", metavar="N", min=1, max=32, help="Runs fetched at once (1 to 32)."
+        "--concurrency",
+        metavar="N",
+        min=1,
+        max=32,
+        help="Runs fetched at once (1 to 32, default 4).",
+        show_default=False,
     ),
 ]
 
@@ -274,15 +317,17 @@ def gather(
         ),
     ] = None,
     fmt: Annotated[
-        Format,
+        Format | None,
         typer.Option(
             "--format",
             "-f",
             case_sensitive=False,
-            help="Output format. csv and json need no database; influxdb writes to "
-            "INFLUX_URL/INFLUX_BUCKET; line-protocol prints what influxdb would send.",
+            help="Output format (default csv). csv, json, jsonl and influx-csv need no "
+            "database; influxdb writes to every InfluxDB target (INFLUX_URL/INFLUX_BUCKET, "
+            "[[influx]] in the config file); line-protocol prints what influxdb would send.",
+            show_default=False,
         ),
-    ] = Format.csv,
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -315,8 +360,24 @@ def gather(
             help="Do not download logs: failed jobs are keyed unknown_failure (saves API budget).",
         ),
     ] = False,
-    concurrency: ConcurrencyOpt = 4,
-    max_wait: MaxWaitOpt = "15m",
+    steps: Annotated[
+        bool,
+        typer.Option(
+            "--steps",
+            help="Also write a 'steps' point per completed step of each job (its duration; "
+            "no extra request).",
+        ),
+    ] = False,
+    runs: Annotated[
+        bool,
+        typer.Option(
+            "--runs/--no-runs",
+            help="Write a 'runs' point per run attempt (duration, queue, jobs, billable minutes).",
+        ),
+    ] = True,
+    price_table: PriceTableOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    max_wait: MaxWaitOpt = None,
     log_archive_mb: Annotated[
         int | None,
         typer.Option(
@@ -354,15 +415,17 @@ def gather(
     """Gather every job attempt of every completed workflow run created in the window.
 
     Writes one record per job attempt (skipped jobs are left out): measurement = the job's
-    outcome or failure type, tags, queued_s and in_progress_s; and a `tests` record per
-    failed, hung or flaky test found in the failed jobs' logs (and JUnit artifacts). Data
+    outcome or failure type, tags, queued_s, in_progress_s and its billable minutes and
+    cost; a 'runs' record per run attempt; with --steps, a 'steps' record per step; a
+    'tests' record per failed, hung or flaky test of the failed jobs' logs (and JUnit
+    artifacts). Data
     goes to stdout or --output, messages and the summary to stderr.
     """
     from multivac.commands.gather import gather as run_gather
 
     with handled():
         plan = config.plan_gather(
-            Environment(),
+            _env(),
             repos=repos,
             org=org,
             shard=shard,
@@ -384,19 +447,38 @@ def gather(
             log_archive_mb=log_archive_mb,
             junit_artifacts=junit_artifacts,
             test_summary=test_summary,
+            steps=steps,
+            runs=runs,
+            prices=price_table,
         )
         run_gather(plan, err)
 
 
 @app.command()
-def replay(state_dir: StateDirOpt = None) -> None:
-    """Deliver the points spooled while InfluxDB was unreachable (every gather does this first)."""
+def replay(
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="FILE",
+            help="Files to load into the InfluxDB targets: CSV, annotated CSV, JSON, "
+            "JSON Lines or line protocol (told apart by name and content).",
+            show_default=False,
+        ),
+    ] = None,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Deliver the InfluxDB targets' spools, then load FILEs into every target.
+
+    A gather delivers the spools first as well. A bad line in a file stops the load with
+    exit 2, naming the file and the line; the records before it are written.
+    """
     from multivac.commands.gather import replay as run_replay
 
     with handled():
-        env = Environment()
+        env = _env()
         policy = config.influx_wait(env, config.retry_policy(env))
-        run_replay(config.state_dir(state_dir, env), config.influx_settings(env), policy, err)
+        targets = config.influx_targets(env)
+        run_replay(config.state_dir(state_dir, env), targets, policy, err, files or ())
 
 
 # ---------------------------------------------------------------------------- classify
@@ -417,7 +499,7 @@ def classify(
     from multivac.commands import local
 
     with handled():
-        sources = config.rule_sources(rules, Environment())
+        sources = config.rule_sources(rules, _env())
         code = local.classify_files(logs, sources, as_json, err)
         if code:
             raise typer.Exit(code)
@@ -432,7 +514,7 @@ def rules_list(rules: RulesOpt = None) -> None:
     from multivac.commands import local
 
     with handled():
-        local.list_rules(config.rule_sources(rules, Environment()))
+        local.list_rules(config.rule_sources(rules, _env()))
 
 
 @rules_app.command("check")
@@ -485,7 +567,7 @@ def rules_suggest(
     from multivac.commands import local
 
     with handled():
-        env = Environment()
+        env = _env()
         window = config.parse_window(since or "90d", None)
         found = local.suggest_rules(
             config.state_dir(state_dir, env), tuple(repos or ()), window.since, top
@@ -502,7 +584,7 @@ def logs_show(
     from multivac.commands import local
 
     with handled():
-        local.show_log(config.state_dir(state_dir, Environment()), job_id)
+        local.show_log(config.state_dir(state_dir, _env()), job_id)
 
 
 # ---------------------------------------------------------------------------- failures
@@ -534,7 +616,7 @@ def _store_command(
     *,
     all_stored: bool = False,
 ) -> tuple[config.StorePlan, config.GitHubSettings, RetryPolicy]:
-    env = Environment()
+    env = _env()
     plan = config.plan_store(
         env,
         repos=repos,
@@ -613,7 +695,7 @@ def failures_new(
     from multivac.commands import failures
 
     with handled():
-        env = Environment()
+        env = _env()
         plan = config.plan_store(
             env,
             repos=repos,
@@ -665,15 +747,17 @@ def report(
     since: FailSinceOpt = None,
     until: UntilOpt = None,
     rules: RulesOpt = None,
+    price_table: PriceTableOpt = None,
     state_dir: StateDirOpt = None,
     offline: OfflineOpt = False,
 ) -> None:
     """Write a self-contained HTML report of the window from the local store.
 
     Failures by type over time, top failing jobs with evidence, queue time percentiles
-    by runner label, slowest and flaky jobs, top failing and flaky tests. The page needs
-    no network to view. Whatever part of the window the store lacks is gathered first
-    (unless --offline).
+    and queue depth by runner label, usage by label over time, cost by failure type,
+    slowest and flaky jobs, top failing and flaky tests. The page needs no network to
+    view. Whatever part of the window the store lacks is gathered first (unless
+    --offline).
     """
     from multivac.commands import failures
 
@@ -681,7 +765,153 @@ def report(
         plan, github, policy = _store_command(
             repos, since, until, rules, state_dir, offline, all_stored=True
         )
-        failures.report(plan, html, github, policy, err)
+        prices = config.price_table(price_table, _env())
+        failures.report(plan, html, github, policy, err, prices)
+
+
+# ---------------------------------------------------------------------------- minutes
+
+StoreRepoArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="OWNER/REPO",
+        help="Repositories (default: $GITHUB_REPOSITORY, else every repository the local "
+        "store holds for the configured GitHub).",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (the same as --format json).")]
+
+
+@app.command("usage")
+def usage_command(
+    repos: StoreRepoArg = None,
+    org: Annotated[
+        str | None,
+        typer.Option(
+            "--org",
+            metavar="ORG",
+            help="Every non-archived repository of this organisation (or user); with "
+            "--offline, its repositories in the local store.",
+            show_default=False,
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="DURATION|DATE",
+            help="Start of the window: a duration ago (30d, 12h) or an ISO date. Default 30d.",
+            show_default=False,
+        ),
+    ] = None,
+    until: UntilOpt = None,
+    by: Annotated[
+        GroupBy,
+        typer.Option("--by", case_sensitive=False, help="What each row adds up."),
+    ] = GroupBy.LABEL,
+    period: Annotated[
+        Period,
+        typer.Option(
+            "--period",
+            case_sensitive=False,
+            help="UTC days, ISO weeks (from Monday) or calendar months.",
+        ),
+    ] = Period.DAY,
+    fmt: Annotated[
+        UsageFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            case_sensitive=False,
+            help="An aligned table with a total line, CSV, or a JSON array of "
+            "{period, group, jobs, runner_minutes, billable_minutes, cost_usd}.",
+        ),
+    ] = UsageFormat.TABLE,
+    as_json: JsonOpt = False,
+    price_table: PriceTableOpt = None,
+    state_dir: StateDirOpt = None,
+    offline: OfflineOpt = False,
+) -> None:
+    """Jobs, runner minutes, billable minutes and cost per period and group.
+
+    A job counts whole in the period of its created_at. --by failure_type shows what
+    failures cost: the minutes of failed attempts plus those of the re-runs they caused.
+    Reads the local store, gathering first whatever part of the window it lacks.
+    """
+    from multivac.commands.minutes import usage_report
+
+    with handled():
+        env = _env()
+        plan = config.plan_usage(
+            env,
+            repos=repos,
+            org=org,
+            since=since,
+            until=until,
+            by=by,
+            period=period,
+            output_format=fmt,
+            as_json=as_json,
+            prices=price_table,
+            state=state_dir,
+            offline=offline,
+        )
+        usage_report(plan, config.github_settings(env), config.retry_policy(env), err)
+
+
+@app.command("capacity")
+def capacity_command(
+    repos: StoreRepoArg = None,
+    since: FailSinceOpt = None,
+    until: UntilOpt = None,
+    by: Annotated[
+        CapacityBy,
+        typer.Option("--by", case_sensitive=False, help="Count per runner label or runner group."),
+    ] = CapacityBy.LABEL,
+    fmt: Annotated[
+        CapacityFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            case_sensitive=False,
+            help="table or json: per label max_running, p95_running, max_queued, "
+            "minutes_with_queue, busiest. influxdb (INFLUX_URL/INFLUX_BUCKET) or "
+            "line-protocol: a runner_load point per label and minute with activity.",
+        ),
+    ] = CapacityFormat.TABLE,
+    as_json: JsonOpt = False,
+    create_bucket: Annotated[
+        bool,
+        typer.Option(
+            "--create-bucket", help="Create INFLUX_BUCKET when it does not exist (influxdb)."
+        ),
+    ] = False,
+    state_dir: StateDirOpt = None,
+    offline: OfflineOpt = False,
+) -> None:
+    """How many jobs waited for and ran on each runner label, minute by minute.
+
+    A minute counts its busiest instant, so max_running is the true peak. Reads the
+    local store, gathering first whatever part of the window it lacks.
+    """
+    from multivac.commands.minutes import capacity_report
+
+    with handled():
+        env = _env()
+        plan = config.plan_capacity(
+            env,
+            repos=repos,
+            since=since,
+            until=until,
+            by=by,
+            output_format=fmt,
+            as_json=as_json,
+            create_bucket=create_bucket,
+            state=state_dir,
+            offline=offline,
+        )
+        capacity_report(plan, config.github_settings(env), config.retry_policy(env), err)
 
 
 @app.command()
@@ -739,7 +969,7 @@ def reclassify(
 
     with handled():
         plan = config.plan_reclassify(
-            Environment(),
+            _env(),
             repos=repos,
             since=since,
             until=until,
@@ -889,21 +1119,148 @@ def tests_last_seen(
         )
 
 
+# ---------------------------------------------------------------------------- check
+
+
+@app.command()
+def check(
+    repos: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="OWNER/REPO",
+            help="Only these repositories (default: every repository the local store holds).",
+            show_default=False,
+        ),
+    ] = None,
+    failure_share: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--failure-share",
+            metavar="TYPE[=FACTOR]",
+            help="Fire when a failure type's share of all jobs in the last --hours grew by "
+            "FACTOR (default 2) over the hours before; TYPE '*' checks every type "
+            "(repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    new_signatures: Annotated[
+        bool,
+        typer.Option(
+            "--new-signatures",
+            help="Fire on a failure signature that no job had before the last --hours.",
+        ),
+    ] = False,
+    queue_p95: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--queue-p95",
+            metavar="LABEL=DURATION",
+            help="Fire when a runner label's queue time p95 is over DURATION; LABEL '*' "
+            "checks every label (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    flaky_share: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--flaky-share",
+            metavar="WORKFLOW=PERCENT",
+            help="Fire when more than PERCENT of a workflow's failed jobs passed on a "
+            "re-run; WORKFLOW '*' checks every workflow (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    hours: Annotated[
+        float | None,
+        typer.Option(
+            "--hours",
+            metavar="N",
+            help="The window of the rules given as flags, in hours (default: alerts.hours "
+            "of the config file, else 24).",
+            show_default=False,
+        ),
+    ] = None,
+    min_jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--min-jobs",
+            metavar="N",
+            min=1,
+            help="Fire only with at least N jobs behind a finding (default 5; 1 for new "
+            "signatures).",
+            show_default=False,
+        ),
+    ] = None,
+    max_wait: Annotated[
+        str | None,
+        typer.Option(
+            "--max-wait",
+            metavar="DURATION",
+            help="How long to retry posting to the webhook (a duration, default 1m).",
+            show_default=False,
+        ),
+    ] = None,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Evaluate alert rules over the local store; exit 4 when one fires.
+
+    Rules come from the flags, or else from [[alerts.*]] in the config file. Prints one
+    line per finding; inside GitHub Actions writes a Markdown summary to
+    $GITHUB_STEP_SUMMARY; when a rule fires, posts it to the Slack-compatible webhook in
+    $MULTIVAC_ALERT_WEBHOOK (with retries; the URL is never printed).
+    """
+    from multivac.alerts import EXIT_FIRED
+    from multivac.commands.check import check as run_check
+
+    with handled():
+        plan = config.plan_check(
+            _env(),
+            repos=repos,
+            failure_share=failure_share,
+            new_signatures=new_signatures,
+            queue_p95=queue_p95,
+            flaky_share=flaky_share,
+            hours=hours,
+            min_jobs=min_jobs,
+            state=state_dir,
+            max_wait=max_wait,
+        )
+        report = run_check(plan, err)
+        if report.fired:
+            err.print(
+                f"{len(report.fired)} of {len(report.findings)} findings fired.", markup=False
+            )
+            raise typer.Exit(EXIT_FIRED)
+
+
 # ---------------------------------------------------------------------------- config
 
 
 @config_app.command("show")
 def config_show(state_dir: StateDirOpt = None) -> None:
-    """Print every setting, its value (secrets redacted) and where it came from."""
+    """Print every setting, its value (secrets redacted) and where it came from.
+
+    The origin is a flag, the environment, .env or the config file (with the line).
+    """
     from multivac.doctor import effective
 
     with handled():
-        env = Environment()
+        env = _env()
         rows = effective(env, state_dir)
         width = max(len(name) for name, _ in rows)
         for name, source in rows:
             typer.echo(f"{name:<{width}}  {source.value}  [{source.origin}]")
         typer.echo(f"{'.env':<{width}}  {env.dotenv_path or '(none in the current directory)'}")
+        chosen = f"{env.config.path} ({env.config.how})" if env.config else "(none)"
+        typer.echo(f"{'config file':<{width}}  {chosen}")
+
+
+@config_app.command("init")
+def config_init() -> None:
+    """Print a complete, commented example config file (multivac.toml) to stdout."""
+    from multivac.configfile import EXAMPLE
+
+    typer.echo(EXAMPLE, nl=False)
 
 
 @app.command()
@@ -929,7 +1286,7 @@ def doctor(
         typer.echo(f"{mark}  {redact(check.text)}")
 
     with handled():
-        if not run_doctor(Environment(), repos or [], emit):
+        if not run_doctor(_env(), repos or [], emit):
             raise typer.Exit(1)
 
 

@@ -10,9 +10,11 @@ from pathlib import Path
 from multivac.config import (
     DEFAULT_API_URL,
     Environment,
+    InfluxSettings,
     Setting,
     github_settings,
-    influx_settings,
+    influx_configured,
+    influx_targets,
     pick,
     state_dir,
 )
@@ -32,6 +34,23 @@ SETTINGS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("INFLUX_TESTS_BUCKET", ("INFLUX_TESTS_BUCKET",), ""),
     ("MULTIVAC_STATE_DIR", ("MULTIVAC_STATE_DIR",), ""),
     ("MULTIVAC_RULES", ("MULTIVAC_RULES",), ""),
+    ("MULTIVAC_PRICE_TABLE", ("MULTIVAC_PRICE_TABLE",), ""),
+    ("MULTIVAC_RETRY_BASE", ("MULTIVAC_RETRY_BASE",), "1"),
+    ("MULTIVAC_RETRY_CAP", ("MULTIVAC_RETRY_CAP",), "60"),
+    ("MULTIVAC_SECONDARY_WAIT", ("MULTIVAC_SECONDARY_WAIT",), "60"),
+    ("MULTIVAC_HTTP_TIMEOUT", ("MULTIVAC_HTTP_TIMEOUT",), "30"),
+    ("MULTIVAC_INFLUX_WAIT", ("MULTIVAC_INFLUX_WAIT",), "30s"),
+    ("MULTIVAC_LOG_ARCHIVE_MB", ("MULTIVAC_LOG_ARCHIVE_MB",), "2048"),
+    # settings of the config file that have a flag but no variable
+    ("github.org", ("github.org",), ""),
+    ("gather.since", ("gather.since",), "1d"),
+    ("gather.format", ("gather.format",), "csv"),
+    ("gather.output", ("gather.output",), "-"),
+    ("gather.lean_tags", ("gather.lean_tags",), "false"),
+    ("gather.logs", ("gather.logs",), "true"),
+    ("gather.concurrency", ("gather.concurrency",), "4"),
+    ("gather.create_bucket", ("gather.create_bucket",), "false"),
+    ("retry.max_wait", ("retry.max_wait",), "15m"),
 )
 
 
@@ -50,6 +69,16 @@ def effective(env: Environment, state: Path | None = None) -> list[tuple[str, Se
             value = "(not set)"
             found = Setting(value, "-")
         rows.append((name, Setting(value, found.origin)))
+    config = env.config
+    for block in config.blocks.get("influx", ()) if config is not None else ():
+        assert config is not None
+        values = block.values
+        shown = f"{values['url']} org {values['org']} bucket {values['bucket']}"
+        if values.get("tests_bucket"):
+            shown += f" tests_bucket {values['tests_bucket']}"
+        token_set = env.variable(str(values["token_env"])) is not None
+        shown += f", token from {values['token_env']} ({'set' if token_set else 'NOT SET'})"
+        rows.append((f"influx {values['name']}", Setting(shown, config.where(block.line))))
     return rows
 
 
@@ -100,50 +129,61 @@ def _github_checks(env: Environment, repos: list[str]) -> list[Check]:
 
 
 def _influx_checks(env: Environment) -> list[Check]:
-    names = ("INFLUX_URL", "INFLUXDB_V2_URL")
-    if env.lookup(*names) is None:
-        return [Check(None, "InfluxDB not configured (INFLUX_URL unset): csv/json only")]
+    if not influx_configured(env):
+        return [
+            Check(None, "InfluxDB not configured (INFLUX_URL unset, no [[influx]]): files only")
+        ]
     try:
-        settings = influx_settings(env)
+        targets = influx_targets(env)
     except MultivacError as exc:
         return [Check(False, str(exc))]
+    checks: list[Check] = []
+    for target in targets:
+        checks += _target_checks(target, len(targets) > 1)
+    return checks
+
+
+def _target_checks(settings: InfluxSettings, named: bool) -> list[Check]:
+    """Reachability, token and bucket of one target."""
     from influxdb_client.client.influxdb_client import InfluxDBClient
     from influxdb_client.rest import ApiException
 
+    label = f"InfluxDB {settings.name} {settings.url}" if named else f"InfluxDB {settings.url}"
     checks: list[Check] = []
     with InfluxDBClient(
         url=settings.url, token=settings.token.reveal(), org=settings.org, timeout=10_000
     ) as client:
         if not client.ping():
-            return [Check(False, f"InfluxDB {settings.url} does not answer /ping")]
-        checks.append(Check(True, f"InfluxDB {settings.url} reachable"))
-        try:
-            bucket = client.buckets_api().find_bucket_by_name(settings.bucket)
-        except ApiException as exc:
-            if exc.status in (401, 403):
-                checks.append(Check(False, f"InfluxDB rejected INFLUX_TOKEN (HTTP {exc.status})"))
-            else:
+            return [Check(False, f"{label} does not answer /ping")]
+        checks.append(Check(True, f"{label} reachable"))
+        for bucket in filter(None, (settings.bucket, settings.tests_bucket)):
+            try:
+                found = client.buckets_api().find_bucket_by_name(bucket)
+            except ApiException as exc:
+                if exc.status in (401, 403):
+                    checks.append(Check(False, f"{label} rejected its token (HTTP {exc.status})"))
+                else:
+                    checks.append(
+                        Check(
+                            None,
+                            f"{label}: cannot list buckets (HTTP {exc.status}); "
+                            f"bucket {bucket!r} not checked",
+                        )
+                    )
+                return checks
+            except Exception as exc:
+                checks.append(Check(False, f"{label}: bucket check failed ({type(exc).__name__})"))
+                return checks
+            if found is None:
                 checks.append(
                     Check(
-                        None,
-                        f"cannot list buckets (HTTP {exc.status}); "
-                        f"bucket {settings.bucket!r} not checked",
+                        False,
+                        f"{label}: bucket {bucket!r} does not exist "
+                        "(gather --create-bucket creates it)",
                     )
                 )
-            return checks
-        except Exception as exc:
-            checks.append(Check(False, f"InfluxDB bucket check failed ({type(exc).__name__})"))
-            return checks
-        if bucket is None:
-            checks.append(
-                Check(
-                    False,
-                    f"bucket {settings.bucket!r} does not exist "
-                    "(gather --create-bucket creates it)",
-                )
-            )
-        else:
-            checks.append(Check(True, f"bucket {settings.bucket!r} exists"))
+            else:
+                checks.append(Check(True, f"{label}: bucket {bucket!r} exists"))
     return checks
 
 

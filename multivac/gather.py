@@ -29,9 +29,11 @@ from multivac.model import (
     Classification,
     Job,
     JobRecord,
+    Record,
     Run,
     build_record,
     flaky_job_ids,
+    packaged_prices,
 )
 from multivac.publish import publish
 from multivac.sinks.base import Sink
@@ -40,6 +42,7 @@ from multivac.testresults.runs import JobTests, RunArtifacts, TestTally
 if TYPE_CHECKING:
     from multivac.archive import LogArchive
     from multivac.classify import Catalog
+    from multivac.minutes.billing import PriceTable
     from multivac.store import KnownRun, Store
     from multivac.testresults.artifacts import ArtifactRef
     from multivac.testresults.parsers import ParserSet
@@ -100,6 +103,12 @@ class GatherOptions:
     fetch_logs: bool = True
     junit_artifacts: str | None = None  # a glob over artifact names (opt-in)
     test_summary: bool = False  # a test_summary point per job with test results
+    #: also write a `steps` point per completed step of each written job
+    steps: bool = False
+    #: also write a `runs` point per run attempt
+    runs: bool = True
+    #: bills the jobs' minutes (default: the packaged price table)
+    prices: PriceTable | None = None
 
 
 @dataclass
@@ -112,7 +121,12 @@ class Summary:
     unchanged_runs: int = 0
     logs_unavailable: int = 0
     pending_jobs: int = 0
+    #: job records by measurement
     measurements: Counter[str] = field(default_factory=Counter)
+    #: points of the other record types (runs, steps) by measurement
+    points: Counter[str] = field(default_factory=Counter)
+    #: label sets of jobs billed as self-hosted for want of a known runner → jobs
+    unknown_labels: Counter[str] = field(default_factory=Counter)
     anomalies: Anomalies = field(default_factory=Anomalies)
     odd_conclusions: Counter[str] = field(default_factory=Counter)
     tests: TestTally = field(default_factory=TestTally)
@@ -127,13 +141,16 @@ class Summary:
 class RunResult:
     run: Run
     jobs: tuple[Job, ...]
-    records: tuple[JobRecord, ...]
+    records: tuple[Record, ...]
     classifications: dict[int, Classification]
     pending: dict[int, str] = field(default_factory=dict)  # job id -> why its log is unread
     vanished: bool = False
     fetched: bool = True  # False when it came from the store unchanged
     tests: dict[int, JobTests] = field(default_factory=dict)  # from logs read now
     artifacts: RunArtifacts | None = None  # None: not listed this time
+    #: jobs whose test records in `records` are their complete set: a test point such a
+    #: job wrote before and no longer has is retracted (`publish`)
+    tested: frozenset[int] = frozenset()
 
 
 class _Pending(Exception):
@@ -307,15 +324,22 @@ class Gatherer:
         fetched: bool,
     ) -> RunResult:
         """Records of a run's jobs; classifies (when `fetched`) the jobs `previous` does
-        not know yet. A job whose log cannot be read now gets no record: it is pending."""
+        not know yet. A job whose log cannot be read now gets no record: it is pending.
+        With the options' `steps` and `runs`, the records also hold the written jobs'
+        steps and the run's attempts."""
+        from multivac.minutes.records import run_records, step_records
+
+        opts = self.options
+        prices = opts.prices or packaged_prices()
         flaky = flaky_job_ids(jobs)
-        records: list[JobRecord] = []
+        records: list[Record] = []
         classifications: dict[int, Classification] = {}
         tests: dict[int, JobTests] = {}
         pending: dict[int, str] = {}
         anomalies = Anomalies()
         skipped = unfinished = 0
         odd: Counter[str] = Counter()
+        unknown: Counter[str] = Counter()
         for job in jobs:
             if job.conclusion == SKIPPED:
                 skipped += 1
@@ -338,15 +362,23 @@ class Gatherer:
                 run,
                 job,
                 classification,
-                lean=self.options.lean,
+                lean=opts.lean,
                 flaky=job.id in flaky,
                 anomalies=anomalies,
+                prices=prices,
             )
             if record is None:
                 continue
             if job.conclusion not in USUAL_CONCLUSIONS:
                 odd[job.conclusion] += 1
+            if prices.runner(job.labels, job.runner_group).unknown:
+                unknown[",".join(job.labels) or "(no labels)"] += 1
             records.append(record)
+            if opts.steps:
+                records.extend(step_records(job, record, lean=opts.lean))
+        if opts.runs:
+            known = {**previous, **classifications}
+            records.extend(run_records(run, jobs, known, prices=prices, anomalies=anomalies))
         with self.summary.lock:
             self.summary.runs += 1
             self.summary.jobs += len(jobs)
@@ -355,6 +387,7 @@ class Gatherer:
             self.summary.pending_jobs += len(pending)
             self.summary.anomalies.merge(anomalies)
             self.summary.odd_conclusions.update(odd)
+            self.summary.unknown_labels.update(unknown)
         return RunResult(
             run,
             tuple(jobs),
@@ -394,6 +427,8 @@ class Gatherer:
             try:
                 for run in self.runs():
                     known = store.known_run(run) if store is not None else None
+                    if known is not None and self.options.steps and _lacks_step_times(known):
+                        known = None  # stored before steps had times: fetch its jobs again
                     read = self._artifacts_to_skip(run, known)
                     if known is not None and not known.pending and read is None:
                         done: Future[RunResult] = Future()
@@ -431,24 +466,48 @@ class Gatherer:
             return None
         return tests.artifacts_read(run.id)
 
-    def run(self, sink: Sink) -> Summary:
-        """Write each run's records, then remember the run: a kill between the two only
-        means the run is fetched and written again (points are idempotent)."""
+    def stream(self) -> Iterator[RunResult]:
+        """Each run's result, for the caller to write before asking for the next; the
+        run is remembered in the store only then, so a run whose records were not
+        written (an error, a consumer that stopped) is fetched and written again.
+
+        The test records join each result here, in the calling thread: they need the
+        store (jobs parsed before, the other runs of the commit)."""
         from multivac.testresults.gathered import TestPublisher
 
         tests = TestPublisher(self.store, self.options, self.summary, self.parsers is not None)
-        for result in self.results():
-            publish(sink, result.records, self.store)
+        for fetched in self.results():
+            result, decided = tests.prepare(fetched)
+            yield result
             with self.summary.lock:
-                self.summary.measurements.update(r.measurement for r in result.records)
-            tests.publish(sink, result)
+                for record in result.records:
+                    if isinstance(record, JobRecord):
+                        self.summary.measurements[record.measurement] += 1
+                    else:
+                        self.summary.points[record.measurement] += 1
+            tests.save(decided)  # before the run: a run stored is never parsed again
             if self.store is not None and result.fetched and not result.vanished:
                 self.store.save_run(result.run, result.jobs, result.classifications, result.pending)
             if not result.fetched:
                 with self.summary.lock:
                     self.summary.unchanged_runs += 1
             self.progress(1)
+
+    def run(self, sink: Sink) -> Summary:
+        """Write each run's records, then remember the run: a kill between the two only
+        means the run is fetched and written again (points are idempotent)."""
+        for result in self.stream():
+            publish(sink, result.records, self.store, tested=result.tested)
         return self.summary
+
+
+def _lacks_step_times(known: KnownRun) -> bool:
+    """True for a run stored by a multivac that kept no step times."""
+    return any(
+        step.conclusion is not None and step.started_at is None
+        for job in known.jobs
+        for step in job.steps
+    )
 
 
 __all__ = [

@@ -13,9 +13,12 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from multivac.minutes import GroupBy, MinuteLoad, Period, UsageJob, from_model, minute_load, usage
+from multivac.model import packaged_prices
 from multivac.queries import Outcome, failure_stats
 
 if TYPE_CHECKING:
+    from multivac.minutes import PriceTable
     from multivac.testresults.store import StoredTest
 
 PALETTE = (
@@ -330,15 +333,214 @@ def _flaky_tests(tests: Sequence[StoredTest]) -> str:
     )
 
 
+# ---------------------------------------------------------------------------- minutes
+
+
+def _minutes_of(items: list[Outcome]) -> list[UsageJob]:
+    found = (from_model(i.stored.run, i.stored.job, i.stored.classification) for i in items)
+    return [job for job in found if job is not None]
+
+
+def _usage_chart(jobs: list[UsageJob], prices: PriceTable, since: datetime, until: datetime) -> str:
+    """Runner minutes per runner label and day (week past two months), stacked."""
+    if not jobs:
+        return '<p class="muted">No jobs in this window.</p>'
+    period = Period.DAY if until - since <= timedelta(days=62) else Period.WEEK
+    report = usage(jobs, prices, by=GroupBy.LABEL, period=period)
+    periods = sorted({row.period for row in report.rows})
+    minutes: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0, 0.0])
+    for row in report.rows:
+        label = row.group or "(no labels)"
+        minutes[row.period][label] += row.runner_minutes
+        cell = totals[label]
+        cell[0] += row.jobs
+        cell[1] += row.runner_minutes
+        cell[2] += row.billable_minutes
+        cell[3] += row.cost_usd
+    order = sorted(totals, key=lambda label: (-totals[label][1], label))
+    colour = _colours(order)
+    tallest = max((sum(c.values()) for c in minutes.values()), default=0.0) or 1.0
+    width, height, left, bottom = 900, 240, 50, 30
+    bar = (width - left - 10) / max(len(periods), 1)
+    scale = (height - bottom - 10) / tallest
+    parts = [
+        f'<svg role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        'xmlns="http://www.w3.org/2000/svg"><title>Runner minutes by runner label over time'
+        "</title>",
+        f'<line x1="{left}" y1="{height - bottom}" x2="{width - 10}" y2="{height - bottom}" '
+        'stroke="#999"/>',
+        f'<text x="{left - 6}" y="14" text-anchor="end" font-size="11">{tallest:.0f}</text>',
+        f'<text x="{left - 6}" y="{height - bottom}" text-anchor="end" font-size="11">0</text>',
+    ]
+    for index, name in enumerate(periods):
+        x = left + index * bar
+        y: float = height - bottom
+        for label in order:
+            value = minutes[name].get(label, 0.0)
+            if not value:
+                continue
+            h = value * scale
+            y -= h
+            parts.append(
+                f'<rect x="{x + 1:.1f}" y="{y:.1f}" width="{max(bar - 2, 1):.1f}" '
+                f'height="{max(h, 0.5):.1f}" fill="{colour[label]}">'
+                f"<title>{esc(f'{name} {label}: {value:.1f} runner min')}</title></rect>"
+            )
+    every = max(1, len(periods) // 8)
+    for index in range(0, len(periods), every):
+        x = left + index * bar + bar / 2
+        parts.append(
+            f'<text x="{x:.1f}" y="{height - 10}" text-anchor="middle" font-size="11">'
+            f"{esc(periods[index][5:])}</text>"
+        )
+    parts.append("</svg>")
+    legend = "".join(
+        f'<span><i class="swatch" style="background:{colour[n]}"></i>{esc(n)}</span>' for n in order
+    )
+    rows = "".join(
+        f"<tr><td>{esc(label)}</td><td class=num>{totals[label][0]:.0f}</td>"
+        f"<td class=num>{totals[label][1]:.1f}</td><td class=num>{totals[label][2]:.0f}</td>"
+        f"<td class=num>{totals[label][3]:.2f}</td></tr>"
+        for label in order
+    )
+    return (
+        "".join(parts)
+        + f'<p class="legend">{legend}</p>'
+        + "<table><tr><th>runner label</th><th class=num>jobs</th><th class=num>runner min</th>"
+        + "<th class=num>billable min</th><th class=num>cost USD</th></tr>"
+        + rows
+        + "</table>"
+        + f'<p class="muted">Runner minutes per UTC {period}, each job in the {period} it was '
+        + f"queued; prices from {esc(prices.source)} (taken {esc(prices.taken)}).</p>"
+    )
+
+
+def _failure_cost(jobs: list[UsageJob], prices: PriceTable) -> str:
+    """What failures cost: failed attempts and the re-runs they caused, per failure type."""
+    report = usage(jobs, prices, by=GroupBy.FAILURE_TYPE, period=Period.MONTH)
+    totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0, 0.0])
+    for row in report.rows:
+        cell = totals[row.group]
+        cell[0] += row.jobs
+        cell[1] += row.runner_minutes
+        cell[2] += row.billable_minutes
+        cell[3] += row.cost_usd
+    if not totals:
+        return '<p class="muted">No failures in this window.</p>'
+    # cost first; self-hosted failures cost nothing but still took minutes
+    order = sorted(totals, key=lambda kind: (-totals[kind][3], -totals[kind][1], kind))
+    key = 3 if any(totals[kind][3] for kind in order) else 1
+    top = max(totals[kind][key] for kind in order) or 1.0
+    colour = _colours(order)
+    width, row_h, left = 900, 22, 200
+    height = row_h * len(order) + 10
+    svg = [
+        f'<svg role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        'xmlns="http://www.w3.org/2000/svg"><title>Cost by failure type</title>'
+    ]
+    for i, kind in enumerate(order):
+        y = 5 + i * row_h
+        _jobs, runner, _billable, cost = totals[kind]
+        w = (width - left - 140) * totals[kind][key] / top
+        text = f"${cost:.2f} · {runner:.0f} runner min" if key == 3 else f"{runner:.1f} runner min"
+        svg.append(
+            f'<text x="{left - 8}" y="{y + 14}" text-anchor="end" font-size="11">'
+            f"{esc(kind[:32])}</text>"
+            f'<rect x="{left}" y="{y + 3}" width="{max(w, 1):.1f}" height="14" '
+            f'fill="{colour[kind]}"><title>{esc(f"{kind}: {text}")}</title></rect>'
+            f'<text x="{left + max(w, 1) + 6:.1f}" y="{y + 14}" font-size="11">{esc(text)}</text>'
+        )
+    svg.append("</svg>")
+    rows = "".join(
+        f"<tr><td>{esc(kind)}</td><td class=num>{totals[kind][0]:.0f}</td>"
+        f"<td class=num>{totals[kind][1]:.1f}</td><td class=num>{totals[kind][2]:.0f}</td>"
+        f"<td class=num>{totals[kind][3]:.2f}</td></tr>"
+        for kind in order
+    )
+    return (
+        "".join(svg)
+        + "<table><tr><th>failure type</th><th class=num>jobs</th><th class=num>runner min</th>"
+        + "<th class=num>billable min</th><th class=num>cost USD</th></tr>"
+        + rows
+        + "</table>"
+        + '<p class="muted">Failed attempts plus the re-runs they caused '
+        + "(<code>multivac usage --by failure_type</code>).</p>"
+    )
+
+
+def _queue_depth(load: MinuteLoad, since: datetime, until: datetime, limit: int = 8) -> str:
+    """Per runner label with a queue: the longest queue in each slice of the window."""
+    queued = {
+        label: minutes
+        for label, minutes in load.minutes.items()
+        if any(cell[0] for cell in minutes.values())
+    }
+    if not queued:
+        return '<p class="muted">No job waited for a runner in this window.</p>'
+    start = int(since.timestamp()) // 60
+    end = max(start + 1, -(-int(until.timestamp()) // 60))
+    slices = 180
+    step = max(1, -(-(end - start) // slices))
+    peak = {label: max(cell[0] for cell in minutes.values()) for label, minutes in queued.items()}
+    chosen = sorted(queued, key=lambda label: (-peak[label], label))[:limit]
+    out = []
+    width, height, left, bottom = 900, 90, 50, 18
+    count = -(-(end - start) // step)
+    bar = (width - left - 10) / count
+    for label in chosen:
+        depth: dict[int, int] = {}
+        for minute, cell in queued[label].items():
+            index = (minute - start) // step
+            if 0 <= index < count and cell[0] > depth.get(index, 0):
+                depth[index] = cell[0]
+        scale = (height - bottom - 8) / peak[label]
+        parts = [
+            f'<svg role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+            f'xmlns="http://www.w3.org/2000/svg"><title>{esc(f"Queue depth of {label}")}</title>',
+            f'<line x1="{left}" y1="{height - bottom}" x2="{width - 10}" y2="{height - bottom}" '
+            'stroke="#999"/>',
+            f'<text x="{left - 6}" y="12" text-anchor="end" font-size="11">{peak[label]}</text>',
+        ]
+        for index in sorted(depth):
+            h = depth[index] * scale
+            when = datetime.fromtimestamp((start + index * step) * 60, UTC)
+            parts.append(
+                f'<rect x="{left + index * bar:.1f}" y="{height - bottom - h:.1f}" '
+                f'width="{max(bar, 1):.1f}" height="{h:.1f}" fill="#ff7f0e">'
+                f"<title>{when:%Y-%m-%d %H:%M} up to {depth[index]} waiting</title></rect>"
+            )
+        for index in range(0, count, max(1, count // 6)):
+            when = datetime.fromtimestamp((start + index * step) * 60, UTC)
+            parts.append(
+                f'<text x="{left + index * bar:.1f}" y="{height - 4}" font-size="10">'
+                f"{when:%m-%d %H:%M}</text>"
+            )
+        parts.append("</svg>")
+        out.append(f"<h3>{esc(label or '(no labels)')}</h3>" + "".join(parts))
+    note = (
+        f"{len(queued) - len(chosen)} more labels had a queue; "
+        "<code>multivac capacity</code> lists them all."
+        if len(queued) > len(chosen)
+        else "Jobs waiting for a runner: the most at once in each slice of the window."
+    )
+    return "".join(out) + f'<p class="muted">{note}</p>'
+
+
 def render(
     items: Sequence[Outcome],
     *,
     since: datetime,
     until: datetime,
+    prices: PriceTable | None = None,
     tests: Sequence[StoredTest] = (),
 ) -> str:
-    """The whole page for the job attempts of a window, and its failing tests."""
+    """The whole page for the job attempts of a window and their failing tests; minutes
+    are priced with `prices` (default: the packaged price table)."""
     items = list(items)
+    prices = prices or packaged_prices()
+    jobs = _minutes_of(items)
+    load = minute_load(jobs, since=since, until=until)
     failed = [i for i in items if i.failed]
     repos = sorted({i.stored.run.repository for i in items})
     rate = 100.0 * len(failed) / len(items) if items else 0.0
@@ -356,6 +558,9 @@ def render(
         ("Failures by type over time", _failures_chart(failed, since, until)),
         ("Top failing jobs", _top_failing(failed)),
         ("Queue time by runner label (p50 / p95)", _queue_section(items)),
+        ("Queue depth by runner label", _queue_depth(load, since, until)),
+        ("Usage by runner label", _usage_chart(jobs, prices, since, until)),
+        ("Cost by failure type", _failure_cost(jobs, prices)),
         ("Slowest jobs", _slowest(items)),
         ("Flaky jobs", _flaky(items)),
         ("Top failing tests", _top_tests(tests)),

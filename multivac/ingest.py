@@ -46,7 +46,20 @@ from pathlib import Path
 from typing import IO, Any
 
 from multivac.errors import IngestError
-from multivac.model import _INT_LEAN_KEYS, JOB_SCHEMA, JobRecord, to_ns
+from multivac.model import (
+    _INT_LEAN_KEYS,
+    JOB_SCHEMA,
+    LOAD_SCHEMA,
+    RUN_SCHEMA,
+    STEP_SCHEMA,
+    TEST_SCHEMA,
+    TEST_SUMMARY_SCHEMA,
+    Record,
+    record_type,
+    table_columns,
+    to_ns,
+)
+from multivac.model import Schema as RecordSchema
 
 FieldValue = float | int | str | bool
 
@@ -133,14 +146,12 @@ _TRUE = frozenset({"t", "T", "true", "True", "TRUE"})
 _FALSE = frozenset({"f", "F", "false", "False", "FALSE"})
 
 
-def _record(
-    measurement: str, time_ns: int, tags: dict[str, str], fields: dict[str, Any]
-) -> JobRecord:
+def _record(measurement: str, time_ns: int, tags: dict[str, str], fields: dict[str, Any]) -> Record:
     if not measurement:
         raise _Bad("the measurement is empty")
     if not fields:
         raise _Bad("there is no field value")
-    return JobRecord.from_point(measurement, time_ns, tags, fields)
+    return record_type(measurement).from_point(measurement, time_ns, tags, fields)
 
 
 # ---------------------------------------------------------------------------- line protocol
@@ -221,7 +232,7 @@ def _field_end(line: str, start: int) -> int:
     return i
 
 
-def parse_line(line: str) -> JobRecord:
+def parse_line(line: str) -> Record:
     """One line of line protocol as a record; raises IngestError when it is not one."""
     try:
         return _parse_line(line)
@@ -242,7 +253,7 @@ def _unescape(pattern: re.Pattern[str], text: str) -> str:
     return pattern.sub(r"\1", text) if "\\" in text else text
 
 
-def _parse_line_fast(line: str) -> JobRecord | None:
+def _parse_line_fast(line: str) -> Record | None:
     """A well-formed line, parsed with C-speed splits and regexes (the same escapes as
     _scan); None for anything unusual, so that the careful parser names the problem."""
     found = _UNESCAPED_SPACE.search(line)
@@ -280,15 +291,15 @@ def _parse_line_fast(line: str) -> JobRecord | None:
     if not stamp.startswith(" ") or not _INT.fullmatch(stamp[1:]):
         return None
     name = _unescape(_NAME_ESCAPE, measurement)
-    return JobRecord.from_point(name, int(stamp[1:]), tags, fields)
+    return record_type(name).from_point(name, int(stamp[1:]), tags, fields)
 
 
-def _parse_line(line: str) -> JobRecord:
+def _parse_line(line: str) -> Record:
     record = _parse_line_fast(line)
     return record if record is not None else _parse_line_careful(line)
 
 
-def _parse_line_careful(line: str) -> JobRecord:
+def _parse_line_careful(line: str) -> Record:
     # measurements escape comma and space; keys and tag values also `=`
     measurement, i = _scan(line, 0, ", ", ", ")
     tags: dict[str, str] = {}
@@ -323,7 +334,7 @@ def _parse_line_careful(line: str) -> JobRecord:
     return _record(measurement, int(stamp), tags, fields)
 
 
-def _read_line_protocol(stream: IO[str], place: _Place) -> Iterator[JobRecord]:
+def _read_line_protocol(stream: IO[str], place: _Place) -> Iterator[Record]:
     for number, raw in enumerate(stream, start=1):
         place.line = number
         line = raw.rstrip("\r\n")
@@ -343,17 +354,18 @@ class Schema:
     fields: tuple[str, ...]
     #: field key -> how its CSV text becomes a value; str when absent
     types: Mapping[str, Callable[[str], FieldValue]] = field(default_factory=dict)
-    #: measurement -> (tags, fields) where a table holds several record types whose
-    #: columns differ in kind (a job's `job_id` tag is a test record's field)
-    split: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
+    #: a layout of several record types: each type's own layout, by its schema's kind.
+    #: A key can be a tag of one type and a field of another (`run_attempt` with
+    #: --lean-tags), so a row is read by its measurement's type.
+    kinds: Mapping[str, Schema] = field(default_factory=dict)
 
     @property
     def keys(self) -> tuple[str, ...]:
         return ("time", "measurement", *self.tags, *self.fields)
 
-    def columns_of(self, measurement: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """(tag keys, field keys) of a row with this measurement."""
-        return self.split.get(measurement, (self.tags, self.fields))
+    def of(self, measurement: str) -> Schema:
+        """The layout of one row: its record type's, when the file holds several."""
+        return self.kinds.get(record_type(measurement).SCHEMA.kind, self)
 
 
 def _int_when_digits(text: str) -> FieldValue:
@@ -361,64 +373,51 @@ def _int_when_digits(text: str) -> FieldValue:
     return int(text) if text.isdigit() else text
 
 
-def _job_schema(lean: bool) -> Schema:
-    tags, fields = JOB_SCHEMA.columns(lean)
-    types: dict[str, Callable[[str], FieldValue]] = {
-        "queued_s": _float,
-        "in_progress_s": _float,
-    }
-    if lean:
-        types.update({key: _int_when_digits for key in _INT_LEAN_KEYS})
-    return Schema(tags, fields, types)
+#: how the numeric fields of every record type read from a CSV cell; others are strings
+_NUMERIC_FIELDS: dict[str, Callable[[str], FieldValue]] = {
+    **dict.fromkeys(("queued_s", "in_progress_s", "runner_min", "cost_usd", "duration_s"), _float),
+    **dict.fromkeys(("billable_min", "jobs", "failed_jobs", "pr_number", "queued", "running"), int),
+    # the test_summary counts
+    **dict.fromkeys(("passed", "failed", "skipped", "hung", "flaky_tests", "dropped"), int),
+}
 
 
-#: integer fields of test records (ids and `test_summary` counts); `duration_s` is a float
-_TEST_INTS: tuple[str, ...] = ("job_id", "run_id", "run_attempt", "passed", "failed")
-_TEST_INTS += ("skipped", "hung", "flaky_tests", "dropped")
+def _layout(schemas: tuple[RecordSchema, ...], lean: bool) -> Schema:
+    """The flat layout of a file holding these record types, as the CSV sink heads it."""
+    tag_keys = {key for schema in schemas for key in schema.columns(lean)[0]}
+    columns = table_columns(schemas, lean)[2:]
+    tags = tuple(key for key in columns if key in tag_keys)
+    fields = tuple(key for key in columns if key not in tag_keys)
+    types = {key: convert for key, convert in _NUMERIC_FIELDS.items() if key in fields}
+    # ids written as fields (--lean-tags, and always on test records) are integers
+    types.update({key: _int_when_digits for key in _INT_LEAN_KEYS if key in fields})
+    kinds = {} if len(schemas) == 1 else {s.kind: _layout((s,), lean) for s in schemas}
+    return Schema(tags, fields, types, kinds)
 
 
-def _test_types(
-    types: Mapping[str, Callable[[str], FieldValue]],
-) -> dict[str, Callable[[str], FieldValue]]:
-    typed = dict(types)
-    typed["duration_s"] = _float
-    typed.update({key: _int_when_digits for key in _TEST_INTS})
-    return typed
-
-
-def _test_layouts() -> list[Schema]:
-    """Test records alone (JSON rows carry their own keys), and a gather's table with
-    job and test records (and `--test-summary`) under one header (`table_columns`)."""
-    from multivac.model import (
-        TEST_MEASUREMENT,
-        TEST_SCHEMA,
-        TEST_SUMMARY_MEASUREMENT,
-        TEST_SUMMARY_SCHEMA,
-        table_columns,
-    )
-
-    own = {TEST_MEASUREMENT: TEST_SCHEMA, TEST_SUMMARY_MEASUREMENT: TEST_SUMMARY_SCHEMA}
-    types = _test_types({})
-    layouts = [Schema(schema.tags, schema.fields, types) for schema in own.values()]
-    for lean in (False, True):
-        for summary in (False, True):
-            schemas = [JOB_SCHEMA, TEST_SCHEMA, *([TEST_SUMMARY_SCHEMA] if summary else [])]
-            columns = table_columns(schemas, lean)[2:]
-            job_tags, _job_fields = JOB_SCHEMA.columns(lean)
-            split = {m: (s.tags, s.fields) for m, s in own.items() if s in schemas}
-            layouts.append(
-                Schema(
-                    tuple(k for k in columns if k in job_tags or k in TEST_SCHEMA.tags),
-                    tuple(k for k in columns if k not in job_tags and k not in TEST_SCHEMA.tags),
-                    _test_types(_job_schema(lean).types),
-                    split,
-                )
-            )
-    return layouts
-
-
-#: the flat layouts multivac writes; other record types add theirs here
-SCHEMAS: list[Schema] = [_job_schema(False), _job_schema(True), *_test_layouts()]
+#: the record types one CSV file may hold (a gather's jobs, with its steps and runs or
+#: not; capacity's runner load), and each type alone (a JSON row has its own type's keys)
+_COMBINATIONS: tuple[tuple[RecordSchema, ...], ...] = (
+    (JOB_SCHEMA,),
+    (JOB_SCHEMA, RUN_SCHEMA),
+    (JOB_SCHEMA, STEP_SCHEMA),
+    (JOB_SCHEMA, STEP_SCHEMA, RUN_SCHEMA),
+    (STEP_SCHEMA,),
+    (RUN_SCHEMA,),
+    (LOAD_SCHEMA,),
+    (TEST_SCHEMA,),
+    (TEST_SUMMARY_SCHEMA,),
+)
+#: a gather's table also holds its test records (and --test-summary's)
+_COMBINATIONS += tuple(
+    (*jobs, TEST_SCHEMA, *summary)
+    for jobs in _COMBINATIONS[:4]
+    for summary in ((), (TEST_SUMMARY_SCHEMA,))
+)
+#: the flat layouts multivac writes
+SCHEMAS: list[Schema] = [
+    _layout(schemas, lean) for schemas in _COMBINATIONS for lean in (False, True)
+]
 
 
 def _schema_for(keys: Iterable[str]) -> Schema:
@@ -469,7 +468,7 @@ def _tag_value(key: str, value: object) -> str | None:
     raise _Bad(f"the tag {key!r} holds a {type(value).__name__}, not a string")
 
 
-def _nested(data: Mapping[str, Any], default_time_ns: int | None) -> JobRecord:
+def _nested(data: Mapping[str, Any], default_time_ns: int | None) -> Record:
     unknown = sorted(set(data) - _NESTED_KEYS)
     if unknown:
         raise _Bad(f"unknown key {unknown[0]!r} (expected measurement, tags, fields, time)")
@@ -499,7 +498,7 @@ def _nested(data: Mapping[str, Any], default_time_ns: int | None) -> JobRecord:
     return _record(measurement, time_ns, tags, fields)
 
 
-def _flat(data: Mapping[str, Any]) -> JobRecord:
+def _flat(data: Mapping[str, Any]) -> Record:
     try:
         schema = _schema_for(data)
     except _Bad:
@@ -514,13 +513,13 @@ def _flat(data: Mapping[str, Any]) -> JobRecord:
         raise _Bad("the measurement is missing or not a string")
     if data.get("time") is None:
         raise _Bad("the time is missing")
-    tag_keys, field_keys = schema.columns_of(measurement)
-    tags = {k: t for k in tag_keys if (t := _tag_value(k, data.get(k))) is not None}
-    fields = {k: f for k in field_keys if (f := _field_value(k, data.get(k))) is not None}
+    schema = schema.of(measurement)
+    tags = {k: t for k in schema.tags if (t := _tag_value(k, data.get(k))) is not None}
+    fields = {k: f for k in schema.fields if (f := _field_value(k, data.get(k))) is not None}
     return _record(measurement, _time_value(data["time"]), tags, fields)
 
 
-def _from_object(data: object, default_time_ns: int | None = None) -> JobRecord:
+def _from_object(data: object, default_time_ns: int | None = None) -> Record:
     if not isinstance(data, Mapping):
         raise _Bad(f"expected a JSON object, found {type(data).__name__}")
     if "tags" in data or "fields" in data:
@@ -528,7 +527,7 @@ def _from_object(data: object, default_time_ns: int | None = None) -> JobRecord:
     return _flat(data)
 
 
-def record_from_dict(data: Mapping[str, Any], *, default_time_ns: int | None = None) -> JobRecord:
+def record_from_dict(data: Mapping[str, Any], *, default_time_ns: int | None = None) -> Record:
     """A record from `{measurement, tags, fields, time}` (time: nanoseconds, an RFC 3339
     string or a datetime) or from a flat row as the JSON format writes it."""
     try:
@@ -537,7 +536,7 @@ def record_from_dict(data: Mapping[str, Any], *, default_time_ns: int | None = N
         raise IngestError(f"{exc}.") from None
 
 
-def _read_jsonl(stream: IO[str], place: _Place) -> Iterator[JobRecord]:
+def _read_jsonl(stream: IO[str], place: _Place) -> Iterator[Record]:
     for number, raw in enumerate(stream, start=1):
         place.line = number
         if not raw.strip():
@@ -553,7 +552,7 @@ _CHUNK = 1 << 16
 _MAX_ELEMENT = 1 << 26  # 64 MiB: past that, an element is taken for broken JSON
 
 
-def _read_json_array(stream: IO[str], place: _Place) -> Iterator[JobRecord]:
+def _read_json_array(stream: IO[str], place: _Place) -> Iterator[Record]:
     """Elements of one top-level JSON array, decoded one at a time as the text arrives."""
     decoder = json.JSONDecoder()
     buffer = ""
@@ -626,7 +625,7 @@ def _read_json_array(stream: IO[str], place: _Place) -> Iterator[JobRecord]:
 # ---------------------------------------------------------------------------- CSV
 
 
-def _read_csv(stream: IO[str], place: _Place) -> Iterator[JobRecord]:
+def _read_csv(stream: IO[str], place: _Place) -> Iterator[Record]:
     reader = csv.reader(stream, strict=True)
     header = next(reader, None)
     place.line = reader.line_num
@@ -641,13 +640,13 @@ def _read_csv(stream: IO[str], place: _Place) -> Iterator[JobRecord]:
         if len(cells) != len(header):
             raise _Bad(f"the row has {len(cells)} cells where the header has {len(header)}")
         measurement = cells[index["measurement"]]
-        tag_keys, field_keys = schema.columns_of(measurement)
-        tags = {key: cells[index[key]] for key in tag_keys if cells[index[key]]}
+        row = schema.of(measurement)
+        tags = {key: cells[index[key]] for key in row.tags if cells[index[key]]}
         fields: dict[str, FieldValue] = {}
-        for key in field_keys:
+        for key in row.fields:
             text = cells[index[key]]
             if text:
-                convert = schema.types.get(key)
+                convert = row.types.get(key)
                 fields[key] = convert(text) if convert is not None else text
         stamp = cells[index["time"]]
         if not stamp:
@@ -830,7 +829,7 @@ class _AnnotatedTable:
             col.label = label
         self.plan = _plan(self.columns)
 
-    def record(self, cells: list[str]) -> JobRecord:
+    def record(self, cells: list[str]) -> Record:
         assert self.plan is not None
         plan = self.plan
         cols = self.columns
@@ -860,7 +859,7 @@ class _AnnotatedTable:
         return _record(measurement, _stamp(cols[plan.time], stamp), tags, fields)
 
 
-def _read_influx_csv(stream: IO[str], place: _Place) -> Iterator[JobRecord]:
+def _read_influx_csv(stream: IO[str], place: _Place) -> Iterator[Record]:
     first = stream.readline()
     delimiter = ","
     lines: Iterable[str] = itertools.chain([first], stream)
@@ -893,7 +892,7 @@ def _read_influx_csv(stream: IO[str], place: _Place) -> Iterator[JobRecord]:
 
 # ---------------------------------------------------------------------------- files
 
-_READERS: dict[InputFormat, Callable[[IO[str], _Place], Iterator[JobRecord]]] = {
+_READERS: dict[InputFormat, Callable[[IO[str], _Place], Iterator[Record]]] = {
     InputFormat.csv: _read_csv,
     InputFormat.json: _read_json_array,
     InputFormat.jsonl: _read_jsonl,
@@ -990,7 +989,7 @@ def _reason(exc: BaseException) -> str:
     return f"it is damaged ({type(exc).__name__})"
 
 
-def read_records(path: Path, fmt: InputFormat | None = None) -> Iterator[JobRecord]:
+def read_records(path: Path, fmt: InputFormat | None = None) -> Iterator[Record]:
     """The records of a file, one at a time, in file order.
 
     Raises IngestError naming the file and line at the first bad line; the records

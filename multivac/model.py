@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+if TYPE_CHECKING:
+    from multivac.minutes.billing import PriceTable
 
 # measurements that are not failure types of the catalog
 SUCCESS = "successful_jobs"
@@ -23,6 +26,10 @@ CANCELLED = "cancelled"
 UNKNOWN_FAILURE = "unknown_failure"
 LOG_UNAVAILABLE = "log_unavailable"
 TIMEOUT = "timeout"
+#: measurements of the other record types
+STEPS = "steps"
+RUNS = "runs"
+RUNNER_LOAD = "runner_load"
 
 # GitHub's job conclusions, spelled once
 SUCCEEDED = "success"
@@ -53,6 +60,7 @@ TAG_KEYS: tuple[str, ...] = (
     "platform",
     "status",
     "runner_label",
+    "runner_group",
     "flaky",
 )
 #: tags that --lean-tags turns into fields, to keep the series count flat
@@ -60,6 +68,9 @@ LEAN_KEYS: tuple[str, ...] = ("job_id", "run_id", "run_attempt", "commit_sha")
 FIELD_KEYS: tuple[str, ...] = (
     "queued_s",
     "in_progress_s",
+    "runner_min",
+    "billable_min",
+    "cost_usd",
     "html_url",
     "runner_name",
     "failure_step",
@@ -77,6 +88,8 @@ class Step:
     number: int
     name: str
     conclusion: str | None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +107,11 @@ class Run:
     created_at: datetime | None
     updated_at: datetime | None
     html_url: str
+    #: when the latest attempt started (GitHub resets it on a re-run)
+    run_started_at: datetime | None = None
+    actor: str = ""
+    #: the first pull request GitHub links the run to (none for forks' pull requests)
+    pr_number: int | None = None
 
 
 @dataclass(frozen=True)
@@ -200,6 +218,37 @@ class Schema:
 
 
 JOB_SCHEMA = Schema("job", TAG_KEYS, FIELD_KEYS, LEAN_KEYS)
+#: a step carries its job's tags except `flaky`, which a later attempt can add after the
+#: step's point was written (the step would then stand twice)
+STEP_TAG_KEYS: tuple[str, ...] = (
+    *(key for key in TAG_KEYS if key != "flaky"),
+    "step",
+    "step_number",
+    "conclusion",
+)
+STEP_SCHEMA = Schema("step", STEP_TAG_KEYS, ("duration_s", "failure_type"), LEAN_KEYS)
+RUN_TAG_KEYS: tuple[str, ...] = (
+    "repository",
+    "workflow",
+    "branch",
+    "event",
+    "conclusion",
+    "run_attempt",
+)
+RUN_FIELD_KEYS: tuple[str, ...] = (
+    "duration_s",
+    "queued_s",
+    "jobs",
+    "failed_jobs",
+    "billable_min",
+    "cost_usd",
+    "pr_number",
+    "actor",
+    "html_url",
+)
+RUN_SCHEMA = Schema("run", RUN_TAG_KEYS, RUN_FIELD_KEYS)
+#: `runner_group` instead of `runner_label` when capacity is counted by runner group
+LOAD_SCHEMA = Schema("runner_load", ("runner_label", "runner_group"), ("queued", "running"))
 
 # test results (docs/tests.md): the ids are fields from the start, one series per test
 TEST_MEASUREMENT = "tests"
@@ -301,13 +350,6 @@ class Record:
             out[key] = self.fields.get(key)
         return out
 
-
-@dataclass(frozen=True)
-class JobRecord(Record):
-    """One job attempt: measurement = its outcome or failure type."""
-
-    SCHEMA: ClassVar[Schema] = JOB_SCHEMA
-
     @classmethod
     def from_point(
         cls,
@@ -315,11 +357,39 @@ class JobRecord(Record):
         time_ns: int,
         tags: Mapping[str, str],
         fields: Mapping[str, float | int | str],
-    ) -> JobRecord:
+    ) -> Self:
         """A record read back from a file: its job is the `job_id` tag or field."""
         found = tags.get("job_id", fields.get("job_id"))
         job_id = int(found) if isinstance(found, int | str) and str(found).isdigit() else 0
         return cls(measurement, time_ns, tags, fields, job_id)
+
+
+@dataclass(frozen=True)
+class JobRecord(Record):
+    """One job attempt: measurement = its outcome or failure type."""
+
+    SCHEMA: ClassVar[Schema] = JOB_SCHEMA
+
+
+@dataclass(frozen=True)
+class StepRecord(Record):
+    """One completed step of a written job: measurement `steps`, time its start."""
+
+    SCHEMA: ClassVar[Schema] = STEP_SCHEMA
+
+
+@dataclass(frozen=True)
+class RunRecord(Record):
+    """One run attempt: measurement `runs`."""
+
+    SCHEMA: ClassVar[Schema] = RUN_SCHEMA
+
+
+@dataclass(frozen=True)
+class LoadRecord(Record):
+    """Jobs waiting for and running on one runner label in one minute: `runner_load`."""
+
+    SCHEMA: ClassVar[Schema] = LOAD_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -339,6 +409,22 @@ class TestSummaryRecord(Record):
     __test__ = False
     SCHEMA: ClassVar[Schema] = TEST_SUMMARY_SCHEMA
     BUCKET: ClassVar[str] = TESTS_BUCKET
+
+
+#: the record types with a fixed measurement
+_FIXED: dict[str, type[Record]] = {
+    STEPS: StepRecord,
+    RUNS: RunRecord,
+    RUNNER_LOAD: LoadRecord,
+    TEST_MEASUREMENT: TestRecord,
+    TEST_SUMMARY_MEASUREMENT: TestSummaryRecord,
+}
+
+
+def record_type(measurement: str) -> type[Record]:
+    """The record type of a point read back: the other types have fixed measurements,
+    every other measurement is a job's outcome or failure type."""
+    return _FIXED.get(measurement, JobRecord)
 
 
 def format_time_ns(ns: int) -> str:
@@ -456,6 +542,14 @@ def _seconds(end: datetime | None, start: datetime | None) -> float | None:
     return (end - start).total_seconds()
 
 
+@cache
+def packaged_prices() -> PriceTable:
+    """The price table shipped in multivac/data, read once."""
+    from multivac.minutes.billing import load_price_table
+
+    return load_price_table()
+
+
 def lean_offset_ns(job_id: int) -> int:
     """A sub-second offset from the job id that keeps jobs with equal tags apart.
 
@@ -475,8 +569,10 @@ def build_record(
     lean: bool = False,
     flaky: bool = False,
     anomalies: Anomalies | None = None,
+    prices: PriceTable | None = None,
 ) -> JobRecord | None:
-    """The record of one job attempt, or None when the job is left out."""
+    """The record of one job attempt, or None when the job is left out. Its minutes are
+    billed with `prices` (default: the packaged price table)."""
     anomalies = anomalies if anomalies is not None else Anomalies()
     measurement = measurement_for(job, classification)
     if measurement is None:
@@ -499,6 +595,11 @@ def build_record(
             anomalies.clamped += 1
             value = 0.0
         fields[key] = float(value)
+    bill = (prices or packaged_prices()).bill_job(job)
+    fields["runner_min"] = bill.runner_min
+    fields["billable_min"] = bill.billable_min
+    # whole minutes times a rate: rounding only hides float noise (3 × 0.006)
+    fields["cost_usd"] = round(bill.cost_usd, 6)
 
     html_url = job.html_url or run.html_url
     fields["html_url"] = (
@@ -533,6 +634,7 @@ def build_record(
         "platform": platform(job.labels),
         "status": job.conclusion or "",
         "runner_label": ",".join(job.labels),
+        "runner_group": job.runner_group,
     }
     if flaky:
         tags["flaky"] = "true"

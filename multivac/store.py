@@ -22,9 +22,8 @@ from typing import Any
 from multivac.errors import StoreError
 from multivac.model import Classification, Job, JobRecord, PointKey, Run, Step
 
-SCHEMA_VERSION = 2
-SCHEMA = (
-    """
+SCHEMA_VERSION = 3
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
@@ -41,7 +40,10 @@ CREATE TABLE IF NOT EXISTS runs (
     updated_at TEXT,
     html_url TEXT NOT NULL,
     jobs_complete INTEGER NOT NULL DEFAULT 0,
-    github TEXT NOT NULL DEFAULT ''
+    github TEXT NOT NULL DEFAULT '',
+    run_started_at TEXT,
+    actor TEXT NOT NULL DEFAULT '',
+    pr_number INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_by_repo_time ON runs (repository, created_at);
 CREATE TABLE IF NOT EXISTS jobs (
@@ -60,7 +62,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     steps TEXT NOT NULL,
     workflow TEXT NOT NULL,
     branch TEXT NOT NULL,
-    commit_sha TEXT NOT NULL
+    commit_sha TEXT NOT NULL,
+    runner_group TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS jobs_by_run ON jobs (run_id);
 CREATE TABLE IF NOT EXISTS classifications (
@@ -75,7 +78,6 @@ CREATE TABLE IF NOT EXISTS classifications (
     also TEXT NOT NULL DEFAULT '',
     signature TEXT NOT NULL DEFAULT ''
 );
-CREATE INDEX IF NOT EXISTS classifications_by_signature ON classifications (signature);
 CREATE TABLE IF NOT EXISTS signatures (
     hash TEXT PRIMARY KEY,
     text TEXT NOT NULL
@@ -107,8 +109,6 @@ CREATE TABLE IF NOT EXISTS coverage (
     gathered_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_by_commit ON runs (repository, commit_sha);
-"""
-    + """
 -- test results (multivac.testresults.store reads and writes them)
 CREATE TABLE IF NOT EXISTS test_results (
     job_id INTEGER NOT NULL,
@@ -161,7 +161,6 @@ CREATE TABLE IF NOT EXISTS artifact_listings (
     listed_at REAL NOT NULL
 );
 """
-)
 
 
 def _ts(moment: datetime | None) -> str | None:
@@ -176,15 +175,35 @@ def _dt(text: str | None) -> datetime | None:
 
 RUN_COLUMNS = (
     "id, repository, workflow, workflow_path, run_attempt, branch, commit_sha, event, "
-    "status, conclusion, created_at, updated_at, html_url"
+    "status, conclusion, created_at, updated_at, html_url, run_started_at, actor, pr_number"
 )
 CLASSIFICATION_COLUMNS = "type, rule, step, line_number, evidence, excerpt, also, signature"
 JOB_COLUMNS = (
     "id, run_id, run_attempt, name, status, conclusion, created_at, started_at, "
-    "completed_at, labels, runner_name, html_url, steps, workflow, branch, commit_sha"
+    "completed_at, labels, runner_name, html_url, steps, workflow, branch, commit_sha, "
+    "runner_group"
 )
 _RUNS = len(RUN_COLUMNS.split(","))
 _JOBS = len(JOB_COLUMNS.split(","))
+
+
+def _marks(count: int) -> str:
+    return ",".join("?" * count)
+
+
+def _steps_json(steps: Iterable[Step]) -> str:
+    return json.dumps(
+        [[s.number, s.name, s.conclusion, _ts(s.started_at), _ts(s.completed_at)] for s in steps]
+    )
+
+
+def _steps(text: str) -> tuple[Step, ...]:
+    """Stored steps; a store older than step times kept [number, name, conclusion]."""
+    steps = []
+    for number, name, conclusion, *times in json.loads(text):
+        started, completed = [*times, None, None][:2]
+        steps.append(Step(number, name, conclusion, _dt(started), _dt(completed)))
+    return tuple(steps)
 
 
 def _prefixed(columns: str, alias: str) -> str:
@@ -197,6 +216,14 @@ _ADDED_COLUMNS = (
     ("emitted", "key", "TEXT"),
     ("classifications", "also", "TEXT NOT NULL DEFAULT ''"),
     ("classifications", "signature", "TEXT NOT NULL DEFAULT ''"),
+    ("runs", "run_started_at", "TEXT"),
+    ("runs", "actor", "TEXT NOT NULL DEFAULT ''"),
+    ("runs", "pr_number", "INTEGER"),
+    ("jobs", "runner_group", "TEXT NOT NULL DEFAULT ''"),
+)
+#: indexes on added columns: created after the columns, or an older store cannot open
+_ADDED_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS classifications_by_signature ON classifications (signature)",
 )
 
 
@@ -206,6 +233,8 @@ def _migrate(connection: sqlite3.Connection) -> None:
         names = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
         if column not in names:
             connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+    for index in _ADDED_INDEXES:
+        connection.execute(index)
     found = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     if found is None or found[0] != str(SCHEMA_VERSION):
         connection.execute(
@@ -298,14 +327,17 @@ class Store:
         try:
             self.db.execute("BEGIN")
             self._write(
-                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,1,?) "
+                f"INSERT INTO runs ({RUN_COLUMNS}, jobs_complete, github) "
+                f"VALUES ({_marks(_RUNS)},1,?) "
                 "ON CONFLICT(id) DO UPDATE SET repository=excluded.repository, "
                 "workflow=excluded.workflow, "
                 "workflow_path=excluded.workflow_path, run_attempt=excluded.run_attempt, "
                 "branch=excluded.branch, commit_sha=excluded.commit_sha, event=excluded.event, "
                 "status=excluded.status, conclusion=excluded.conclusion, "
                 "created_at=excluded.created_at, updated_at=excluded.updated_at, "
-                "html_url=excluded.html_url, jobs_complete=1, github=excluded.github",
+                "html_url=excluded.html_url, run_started_at=excluded.run_started_at, "
+                "actor=excluded.actor, pr_number=excluded.pr_number, jobs_complete=1, "
+                "github=excluded.github",
                 [
                     (
                         run.id,
@@ -321,12 +353,15 @@ class Store:
                         _ts(run.created_at),
                         _ts(run.updated_at),
                         run.html_url,
+                        _ts(run.run_started_at),
+                        run.actor,
+                        run.pr_number,
                         self.github,
                     )
                 ],
             )
             self._write(
-                "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT OR REPLACE INTO jobs ({JOB_COLUMNS}) VALUES ({_marks(_JOBS)})",
                 [
                     (
                         job.id,
@@ -341,10 +376,11 @@ class Store:
                         json.dumps(list(job.labels)),
                         job.runner_name,
                         job.html_url,
-                        json.dumps([[s.number, s.name, s.conclusion] for s in job.steps]),
+                        _steps_json(job.steps),
                         job.workflow,
                         job.branch,
                         job.commit_sha,
+                        job.runner_group,
                     )
                     for job in jobs
                 ],
@@ -404,10 +440,11 @@ class Store:
             labels=tuple(json.loads(row[9])),
             runner_name=row[10],
             html_url=row[11],
-            steps=tuple(Step(n, name, c) for n, name, c in json.loads(row[12])),
+            steps=_steps(row[12]),
             workflow=row[13],
             branch=row[14],
             commit_sha=row[15],
+            runner_group=row[16] or "",
         )
 
     @staticmethod
@@ -426,6 +463,9 @@ class Store:
             created_at=_dt(row[10]),
             updated_at=_dt(row[11]),
             html_url=row[12],
+            run_started_at=_dt(row[13]),
+            actor=row[14] or "",
+            pr_number=row[15],
         )
 
     def classifications_of(self, run_id: int) -> dict[int, Classification]:

@@ -6,9 +6,10 @@ server sends back has the URL's path cut out before it is shown.
 
 A post is one JSON body `{"text": …}` (Slack's incoming webhooks, and the
 Slack-compatible endpoints of Mattermost, Rocket.Chat, Discord's `/slack` and others).
-It is retried within a time budget: on connection errors and timeouts, on 5xx and 408
-with exponential backoff, and on 429 after the server's `Retry-After` (seconds or an
-HTTP date). Any other answer is final. Every request has its own timeout, never longer
+It is retried under the one retry policy (`multivac.retry`, capped exponential backoff
+with jitter, bounded by time): on connection errors and timeouts, on 5xx and 408, and
+on 429 after the server's `Retry-After` (seconds or an HTTP date). Any other answer is
+final. Every request has its own timeout, never longer
 than what is left of the budget. Redirects are not followed: a webhook does not
 redirect, and following one would send the message to another host.
 
@@ -27,7 +28,6 @@ import email.utils
 import http.client
 import json
 import os
-import random
 import time
 import urllib.error
 import urllib.request
@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 from multivac.errors import MultivacError
 from multivac.model import clean
+from multivac.retry import Outage, OutageStop, RetryPolicy
 
 SUMMARY_LIMIT = 1024 * 1024  # bytes per step, GitHub's cap
 MESSAGE_LIMIT = 35_000  # characters: Slack truncates message text past 40,000
@@ -116,17 +117,24 @@ def post_message(
     url: str,
     text: str,
     *,
+    policy: RetryPolicy | None = None,
     timeout_s: float = 10.0,
     budget_s: float = 60.0,
     backoff_s: float = 1.0,
     max_backoff_s: float = 16.0,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Delivery:
     """Post `text` (Markdown) to a Slack-compatible incoming webhook.
 
-    Retries within `budget_s` seconds; raises NotifyError naming only the webhook's host.
+    Retries under the one retry policy (multivac.retry): `policy`, or one made of
+    `budget_s` (the time budget), `backoff_s` (first backoff), `max_backoff_s` (longest)
+    and `timeout_s` (each request). Raises NotifyError naming only the webhook's host.
     """
+    if policy is None:
+        policy = RetryPolicy(
+            max_wait_s=budget_s, base_s=backoff_s, cap_s=max_backoff_s, timeout_s=timeout_s
+        )
     host = webhook_host(url)
     try:
         scheme = urlsplit(url).scheme
@@ -137,23 +145,24 @@ def post_message(
     if len(text) > MESSAGE_LIMIT:
         text = text[: MESSAGE_LIMIT - 40].rstrip() + "\n… (cut: the message was too long)"
     body = json.dumps({"text": text}).encode("utf-8")
-    deadline = clock() + budget_s
+    # the budget bounds each request's timeout too, so it runs from the first try
+    outage = Outage(f"the alert webhook at {host}", policy, clock=clock, sleep=sleep)
+    deadline = clock() + policy.max_wait_s
     attempts = 0
-    delay = backoff_s
-    last = "was not tried"
-    while (remaining := deadline - clock()) > 0:
+    while True:
         attempts += 1
-        timeout = min(timeout_s, remaining)
-        wait: float | None = None
+        timeout = max(0.001, min(policy.timeout_s, deadline - clock()))
         request = urllib.request.Request(
             url,
             data=body,
             method="POST",
             headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
         )
+        wait: float | None = None
         try:
             with _OPENER.open(request, timeout=timeout) as response:
                 response.read()
+                outage.succeeded()
                 return Delivery(status=int(response.status), attempts=attempts)
         except urllib.error.HTTPError as exc:
             detail = _shown(exc.read(_BODY_LIMIT) if exc.fp is not None else b"", url)
@@ -163,9 +172,6 @@ def post_message(
             last = answer
             if exc.code == 429:
                 wait = _retry_after(exc.headers.get("Retry-After"))
-                if wait is not None and wait >= deadline - clock():
-                    last += f" and asked to wait {wait:g} s, longer than the time left"
-                    break
         except TimeoutError:
             last = f"did not answer within {timeout:.2g} s"
         except urllib.error.URLError as exc:
@@ -175,16 +181,26 @@ def post_message(
                 last = f"could not be reached ({_reason(exc.reason)})"
         except (OSError, http.client.HTTPException) as exc:
             last = f"could not be reached ({_reason(exc)})"
-        if wait is None:
-            wait = min(max_backoff_s, delay) * (0.5 + random.random() / 2)
-            delay *= 2
-        if wait >= deadline - clock():
+        left = deadline - clock()
+        if wait is not None:
+            # a wait the server asked for is waited in full, or not at all
+            if wait >= left:
+                last += f" and asked to wait {wait:g} s, longer than the time left"
+                break
+            outage.pause(wait, retry=True)
+            continue
+        if left <= 0:
             break
-        sleep(wait)
+        try:
+            outage.failed(attempts, "a post", last)
+        except OutageStop:
+            break
+        if deadline - clock() <= 0:
+            break  # the budget is spent: a request now would have no time to answer
     plural = "s" if attempts != 1 else ""
     raise NotifyError(
         f"the alert webhook at {host} {last}; gave up after {attempts} attempt{plural} "
-        f"in {budget_s:g} s."
+        f"in {policy.max_wait_s:g} s."
     )
 
 

@@ -481,6 +481,7 @@ class Run:
         self.run_number = 0
         self.actor = "octocat"
         self.triggering_actor: str | None = None
+        self.pull_requests: list[int] = []  # numbers of the pull requests it belongs to
         self.display_title = ""
         self.check_suite_id = CHECK_SUITE_ID_BASE + (rid - RUN_ID_BASE)
         self.jobs: list[Job] = []  # native jobs of every attempt
@@ -651,7 +652,7 @@ class Run:
             "check_suite_node_id": f"CS_{self.check_suite_id}",
             "url": url,
             "html_url": f"https://github.com/{full}/actions/runs/{self.id}",
-            "pull_requests": [],
+            "pull_requests": [self.pull_request_payload(base, n) for n in self.pull_requests],
             "created_at": iso(self.created_at),
             "updated_at": iso(self.derived_updated_at()),
             "actor": _user(self.actor),
@@ -677,6 +678,22 @@ class Run:
             },
             "repository": mini,
             "head_repository": mini,
+        }
+
+    def pull_request_payload(self, base: str, number: int) -> dict[str, Any]:
+        """A pull request as a run lists it: id, number, url and both ends' ref, sha, repo."""
+        repo = self.repo
+        ref = {"id": repo.id, "url": f"{base}/repos/{repo.full_name}", "name": repo.name}
+        return {
+            "url": f"{base}/repos/{repo.full_name}/pulls/{number}",
+            "id": 700_000_000 + number,
+            "number": number,
+            "head": {"ref": self.branch or "", "sha": self.head_sha, "repo": ref},
+            "base": {
+                "ref": repo.default_branch,
+                "sha": hashlib.sha1(f"{repo.full_name}:base".encode()).hexdigest(),
+                "repo": ref,
+            },
         }
 
 
@@ -731,8 +748,10 @@ class Repo:
         display_title: str | None = None,
         run_number: int | None = None,
         run_id: int | None = None,
+        pull_requests: Sequence[int] = (),
     ) -> Run:
-        """Add a run (``updated_at`` None = derived from its jobs)."""
+        """Add a run (``updated_at`` None = derived from its jobs); ``pull_requests``
+        numbers the pull requests GitHub links it to (none for a fork's)."""
         with self.server.lock:
             if workflow is None:
                 workflow = self.workflows[0] if self.workflows else self.add_workflow()
@@ -753,6 +772,7 @@ class Repo:
                 run.created_at if run_started_at is AUTO else _opt_utc(run_started_at)
             )
             run.actor = actor
+            run.pull_requests = list(pull_requests)
             workflow.run_count += 1
             run.run_number = workflow.run_count if run_number is None else run_number
             run.display_title = display_title or f"Commit {run.head_sha[:7]}"

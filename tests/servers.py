@@ -4,6 +4,7 @@ No mocks: each fixture runs the Debian package's binary on a free loopback
 port with its data in a pytest temporary directory, and kills it at the end of
 the session.
 
+- ``victoriametrics2`` / ``vm2``: a second, independent one (several targets).
 - ``victoriametrics`` (session) / ``vm`` (function): VictoriaMetrics speaks the
   InfluxDB 2 write API (``POST /api/v2/write?org=&bucket=``), so multivac's
   influxdb sink writes to it with influxdb-client exactly as to InfluxDB 2.
@@ -742,6 +743,26 @@ def vm(victoriametrics: VictoriaMetrics) -> VictoriaMetrics:
 
 
 @pytest.fixture(scope="session")
+def victoriametrics2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaMetrics]:
+    """A second VictoriaMetrics for the session, for tests of several InfluxDB targets;
+    prefer ``vm2``."""
+    binary = require_binary("victoria-metrics", "victoria-metrics")
+    server = VictoriaMetrics(binary, tmp_path_factory.mktemp("victoriametrics2"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def vm2(victoriametrics2: VictoriaMetrics) -> VictoriaMetrics:
+    """The second VictoriaMetrics, running (restarted if a test stopped it), emptied."""
+    victoriametrics2.reset()
+    return victoriametrics2
+
+
+@pytest.fixture(scope="session")
 def influxdb1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB1]:
     """One InfluxDB 1.x for the session, with the database ``test`` created."""
     binary = require_binary("influxd", "influxdb")
@@ -784,5 +805,7 @@ __all__ = [
     "require_binary",
     "to_points",
     "victoriametrics",
+    "victoriametrics2",
     "vm",
+    "vm2",
 ]

@@ -19,6 +19,7 @@ from multivac import model
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAFANA = ROOT / "dashboards" / "grafana" / "multivac.json"
+GRAFANA_ALERTS = ROOT / "dashboards" / "grafana" / "alert-rules.yaml"
 TEMPLATE = ROOT / "dashboards" / "influxdb" / "multivac-template.yml"
 
 #: the failure catalog's types (multivac/rules); a measurement is one of these or an outcome
@@ -40,15 +41,24 @@ CATALOG = frozenset(
         "artifact_error",
     }
 )
-MEASUREMENTS = CATALOG | {
-    model.SUCCESS,
-    model.CANCELLED,
-    model.UNKNOWN_FAILURE,
-    model.LOG_UNAVAILABLE,
-    model.TIMEOUT,
-}
-FIELDS = frozenset(model.FIELD_KEYS) | frozenset(model.LEAN_KEYS)  # --lean-tags moves ids here
-TAGS = frozenset(model.TAG_KEYS)
+#: the record types other than jobs, each with its fixed measurement
+OTHER_RECORDS = {model.STEPS: model.STEP_SCHEMA, model.RUNS: model.RUN_SCHEMA}
+OTHER_RECORDS[model.RUNNER_LOAD] = model.LOAD_SCHEMA
+SCHEMAS = (model.JOB_SCHEMA, *OTHER_RECORDS.values())
+MEASUREMENTS = (
+    CATALOG
+    | {
+        model.SUCCESS,
+        model.CANCELLED,
+        model.UNKNOWN_FAILURE,
+        model.LOG_UNAVAILABLE,
+        model.TIMEOUT,
+    }
+    | set(OTHER_RECORDS)
+)
+# --lean-tags moves the ids to fields
+FIELDS = frozenset(key for schema in SCHEMAS for key in schema.columns(lean=True)[1])
+TAGS = frozenset(key for schema in SCHEMAS for key in schema.tags)
 FLUX_COLUMNS = frozenset({"_time", "_value", "_field", "_measurement", "_start", "_stop"})
 CONCLUSIONS = frozenset(
     {
@@ -89,10 +99,26 @@ def template_queries() -> list[tuple[str, str]]:
         for chart in spec.get("charts", []):
             for query in chart.get("queries") or []:
                 found.append((f"influxdb chart {chart['name']!r}", query["query"]))
+        if doc["kind"] == "CheckThreshold":
+            found.append((f"influxdb check {spec['name']!r}", spec["query"]))
     return found
 
 
-ALL_QUERIES = grafana_queries() + template_queries()
+def grafana_alert_rules() -> list[dict[str, Any]]:
+    data = yaml.safe_load(GRAFANA_ALERTS.read_text(encoding="utf-8"))
+    return [rule for group in data["groups"] for rule in group["rules"]]
+
+
+def grafana_alert_queries() -> list[tuple[str, str]]:
+    return [
+        (f"grafana alert {rule['title']!r}", item["model"]["query"])
+        for rule in grafana_alert_rules()
+        for item in rule["data"]
+        if item["datasourceUid"] != "__expr__"
+    ]
+
+
+ALL_QUERIES = grafana_queries() + template_queries() + grafana_alert_queries()
 
 
 def strip_comments(flux: str) -> str:
@@ -148,16 +174,21 @@ def compared(flux: str, column: str) -> list[str]:
 # ---------------------------------------------------------------------------- files
 
 
-def test_grafana_dashboard_is_json_with_the_five_panels() -> None:
+PANELS = 8
+
+
+def test_grafana_dashboard_is_json_with_its_panels() -> None:
     dashboard = json.loads(GRAFANA.read_text(encoding="utf-8"))
     titles = [panel["title"] for panel in dashboard["panels"]]
-    assert len(titles) == 5, titles
+    assert len(titles) == PANELS, titles
+    for title in ("Usage by runner label", "Cost by failure type", "Queue depth by runner label"):
+        assert title in titles
     variables = {variable["name"] for variable in dashboard["templating"]["list"]}
     assert "bucket" in variables
     for panel in dashboard["panels"]:
         for target in panel["targets"]:
             assert 'from(bucket: "${bucket}")' in target["query"], panel["title"]
-    assert len({panel["id"] for panel in dashboard["panels"]}) == 5
+    assert len({panel["id"] for panel in dashboard["panels"]}) == PANELS
 
 
 def test_influxdb_template_is_an_influx_apply_package() -> None:
@@ -169,7 +200,7 @@ def test_influxdb_template_is_an_influx_apply_package() -> None:
     dashboards = [doc for doc in docs if doc["kind"] == "Dashboard"]
     assert len(dashboards) == 1
     charts = dashboards[0]["spec"]["charts"]
-    assert len(charts) == 5
+    assert len(charts) == PANELS
     variables = {doc["spec"]["name"] for doc in docs if doc["kind"] == "Variable"}
     assert "bucket" in variables
     for chart in charts:
@@ -188,7 +219,77 @@ def test_both_dashboards_show_the_same_charts() -> None:
 
 def test_there_are_queries_to_check() -> None:
     assert len(grafana_queries()) >= 6
-    assert len(template_queries()) >= 6
+    assert len(template_queries()) >= 9
+    assert len(grafana_alert_queries()) == 4
+
+
+# ---------------------------------------------------------------------------- alerts
+
+
+def template_docs(kind: str) -> list[dict[str, Any]]:
+    docs = yaml.safe_load_all(TEMPLATE.read_text(encoding="utf-8"))
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+ALERT_NAMES = {"multivac: failure type spike", "multivac: queue time p95", "multivac: flaky share"}
+#: a check cannot look before its schedule's window, so "not seen before" is Grafana's
+GRAFANA_ONLY = {"multivac: new failure signature"}
+
+
+def test_grafana_and_influxdb_alert_on_the_same_conditions() -> None:
+    checks = {doc["spec"]["name"] for doc in template_docs("CheckThreshold")}
+    rules = {rule["title"] for rule in grafana_alert_rules()}
+    assert checks == ALERT_NAMES
+    assert rules == ALERT_NAMES | GRAFANA_ONLY
+
+
+@pytest.mark.parametrize("check", template_docs("CheckThreshold"), ids=lambda d: d["spec"]["name"])
+def test_each_check_is_one_pipeline_over_its_schedule(check: dict[str, Any]) -> None:
+    """What InfluxDB requires of a threshold check's query (notification/check/threshold.go):
+    one field compared with ==, one expression statement, and a range that is its `every`
+    (InfluxDB rewrites `start:` to -every anyway)."""
+    spec = check["spec"]
+    flux = strip_comments(spec["query"])
+    assert len(re.findall(r'\br\._field\s*==\s*"', flux)) == 1
+    body = [line for line in flux.splitlines() if line and not line.startswith("import ")]
+    assert not any(re.match(r"^[A-Za-z_]\w*\s*=", line) for line in body), "a variable"
+    assert re.findall(r"range\(start: -(\w+)\)", flux) == [spec["every"]]
+    for window in re.findall(r"aggregateWindow\(every: (\w+)", flux):
+        assert window == spec["every"]
+    assert 'from(bucket: "multivac")' in flux
+    assert {"key": "source", "value": "multivac"} in spec["tags"]
+    (threshold,) = spec["thresholds"]
+    assert threshold["type"] == "greater" and threshold["level"] == "CRIT"
+    assert isinstance(threshold["value"], float)
+
+
+def test_the_notification_rule_sends_every_check_to_the_endpoint() -> None:
+    (rule,) = template_docs("NotificationRule")
+    endpoints = {doc["metadata"]["name"]: doc for doc in template_docs("NotificationEndpointSlack")}
+    assert rule["spec"]["endpointName"] in endpoints
+    # the Slack URL is a secret: only a placeholder, and the endpoint starts inactive
+    endpoint = endpoints[rule["spec"]["endpointName"]]["spec"]
+    assert "REPLACE" in endpoint["url"] and endpoint["status"] == "inactive"
+    assert {"currentLevel": "CRIT"} in rule["spec"]["statusRules"]
+    assert rule["spec"]["tagRules"] == [{"key": "source", "value": "multivac", "operator": "equal"}]
+
+
+@pytest.mark.parametrize("rule", grafana_alert_rules(), ids=lambda r: r["title"])
+def test_each_grafana_alert_rule_is_complete(rule: dict[str, Any]) -> None:
+    dashboard = json.loads(GRAFANA.read_text(encoding="utf-8"))
+    refs = [item["refId"] for item in rule["data"]]
+    assert rule["condition"] in refs and len(set(refs)) == len(refs)
+    assert rule["uid"].startswith("multivac-") and rule["labels"] == {"source": "multivac"}
+    assert rule["dashboardUid"] == dashboard["uid"]
+    assert rule["panelId"] in {panel["id"] for panel in dashboard["panels"]}
+    for item in rule["data"]:
+        model = item["model"]
+        assert model["refId"] == item["refId"]
+        if item["datasourceUid"] == "__expr__":
+            assert model.get("expression") in refs
+        else:
+            assert item["datasourceUid"] == "multivac-influxdb"
+            assert 'from(bucket: "multivac")' in model["query"]
 
 
 # ---------------------------------------------------------------------------- the schema
@@ -217,6 +318,45 @@ def test_flux_values_are_ones_multivac_writes(where: str, flux: str) -> None:
         assert flaky == "true", f"{where}: the flaky tag is only ever 'true'"
 
 
+def measurements_selected(flux: str) -> set[str]:
+    """Measurements the query keeps with `r._measurement == "..."`."""
+    return set(re.findall(r'\br\._measurement\s*==\s*"([^"]*)"', flux))
+
+
+@pytest.mark.parametrize(("where", "flux"), ALL_QUERIES, ids=[where for where, _ in ALL_QUERIES])
+def test_a_query_of_one_record_type_names_only_its_columns(where: str, flux: str) -> None:
+    """`runner_load` has no `repository`, `runs` no `job_name`: a query that keeps one
+    such measurement may name only the tags and fields of that record type."""
+    flux = strip_comments(flux)
+    chosen = measurements_selected(flux) & set(OTHER_RECORDS)
+    if not chosen:
+        return
+    allowed = FLUX_COLUMNS | defined_columns(flux)
+    for measurement in chosen:
+        tags, fields = OTHER_RECORDS[measurement].columns(lean=True)
+        allowed |= set(tags) | set(fields)
+    bad = [(how, name) for how, name in named_columns(flux) if name not in allowed]
+    bad += [("_field", name) for name in compared(flux, "_field") if name not in allowed]
+    assert not bad, f"{where}: not columns of {sorted(chosen)}: {bad}"
+
+
+def test_queries_of_job_fields_shared_with_runs_leave_the_runs_out() -> None:
+    """`queued_s` and `html_url` are fields of runs points too: a query of them must
+    filter to the jobs (by status, or by leaving `runs` out)."""
+    shared = set(model.FIELD_KEYS) & set(model.RUN_FIELD_KEYS)
+    assert shared == {"queued_s", "billable_min", "cost_usd", "html_url"}
+    for where, flux in ALL_QUERIES:
+        flux = strip_comments(flux)
+        if not set(compared(flux, "_field")) & shared:
+            continue
+        keeps_jobs = (
+            bool(compared(flux, "status"))
+            or f'r._measurement != "{model.RUNS}"' in flux
+            or bool(measurements_selected(flux) - {model.RUNS})
+        )
+        assert keeps_jobs, f"{where}: reads a field runs points have too"
+
+
 def test_the_checker_catches_names_outside_the_schema() -> None:
     bad = """from(bucket: v.bucket)
       |> filter(fn: (r) => r._measurement == "job_failures" and r._field == "duration")
@@ -233,7 +373,11 @@ def test_the_checker_catches_names_outside_the_schema() -> None:
     assert compared(regex, "_measurement") == ["test_failure", "crash"]
 
 
-def test_every_tag_and_field_is_known_to_the_checker() -> None:
+@pytest.mark.parametrize(
+    "kind", [model.JobRecord, model.StepRecord, model.RunRecord, model.LoadRecord]
+)
+def test_every_tag_and_field_is_known_to_the_checker(kind: type[model.Record]) -> None:
     # the schema the tests import is the one the sinks write
-    row: dict[str, Any] = model.JobRecord("m", 0, {}, {}).row(lean=False)
-    assert set(row) - {"time", "measurement"} == TAGS | frozenset(model.FIELD_KEYS)
+    for lean in (False, True):
+        row: dict[str, Any] = kind("m", 0, {}, {}).row(lean=lean)
+        assert set(row) - {"time", "measurement"} <= TAGS | FIELDS

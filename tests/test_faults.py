@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from multivac.model import RUNS
 from tests.conftest import TOKEN, Invoke
 from tests.ghserver import FakeGitHub
 
@@ -31,7 +32,17 @@ def gather(cli: Invoke, server: FakeGitHub, state: Path, *extra: str) -> tuple[i
 
 
 def table(text: str) -> list[dict[str, str]]:
-    return sorted(csv.DictReader(io.StringIO(text)), key=lambda r: r["job_id"])
+    """Every row (jobs and the runs' points) in a stable order."""
+    rows = csv.DictReader(io.StringIO(text))
+    return sorted(rows, key=lambda r: (r["job_id"], r["time"], r["measurement"]))
+
+
+def jobs_of(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [row for row in rows if row["measurement"] != RUNS]
+
+
+def runs_of(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [row for row in rows if row["measurement"] == RUNS]
 
 
 def baseline(cli: Invoke, server: FakeGitHub, tmp_path: Path) -> list[dict[str, str]]:
@@ -62,7 +73,7 @@ def test_transient_faults_lose_nothing(
     assert code == 0, err
     assert "Traceback" not in err
     assert table(out) == baseline(cli, ghserver, tmp_path)
-    assert len(table(out)) == 90
+    assert (len(jobs_of(table(out))), len(runs_of(table(out)))) == (90, 30)
 
 
 def test_primary_rate_limit_waits_for_reset(
@@ -87,10 +98,13 @@ def test_primary_rate_limit_past_max_wait_stops_cleanly(
     assert "--max-wait" in err and "stopping with what was gathered" in err
     assert "Traceback" not in err
     partial = table(out)
-    assert 0 < len(partial) < 30
-    full = {r["job_id"]: r for r in baseline_after_reset(cli, ghserver, tmp_path)}
-    for row in partial:
+    assert 0 < len(jobs_of(partial)) < 30
+    complete = baseline_after_reset(cli, ghserver, tmp_path)
+    full = {r["job_id"]: r for r in jobs_of(complete)}
+    for row in jobs_of(partial):
         assert full[row["job_id"]] == row
+    for row in runs_of(partial):
+        assert row in runs_of(complete)
 
 
 def baseline_after_reset(cli: Invoke, server: FakeGitHub, tmp_path: Path) -> list[dict[str, str]]:
@@ -119,7 +133,7 @@ def test_run_deleted_between_listing_and_jobs(
     ghserver.faults.add(r"/actions/runs/\d+/jobs", "status", count=1, status=404)
     code, out, err = gather(cli, ghserver, tmp_path / "faulty", "--concurrency", "1")
     assert code == 0, err
-    assert len(table(out)) == 12
+    assert (len(jobs_of(table(out))), len(runs_of(table(out)))) == (12, 4)
     assert "1 runs deleted while gathering" in err
 
 

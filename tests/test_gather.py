@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from multivac.model import RUNS, STEPS, format_time_ns, lean_offset_ns, to_ns
 from tests.conftest import TOKEN, Invoke
 from tests.ghserver import FakeGitHub
 
@@ -19,6 +20,15 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 def rows(text: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text)))
+
+
+def job_rows(text: str) -> list[dict[str, str]]:
+    """The job records of a CSV output (a gather also writes a `runs` row per run)."""
+    return [row for row in rows(text) if row["measurement"] not in (RUNS, STEPS)]
+
+
+def run_rows(text: str) -> list[dict[str, str]]:
+    return [row for row in rows(text) if row["measurement"] == RUNS]
 
 
 def env_for(server: FakeGitHub, **extra: str) -> dict[str, str]:
@@ -38,11 +48,12 @@ def test_csv_columns_durations_and_tags(ghserver: FakeGitHub, cli: Invoke) -> No
         completed_at=created + timedelta(seconds=112),
         labels=["self-hosted", "Linux", "ARM64"],
         runner_name="runner-7",
+        runner_group_name="Default",
     )
     run.add_job("docs", conclusion="skipped")
     result = cli("gather", "octo/demo", "--no-logs", env=env_for(ghserver))
     assert result.exit_code == 0, result.stderr
-    out = rows(result.stdout)
+    out = job_rows(result.stdout)
     assert len(out) == 1
     row = out[0]
     assert list(row)[:2] == ["time", "measurement"]
@@ -58,7 +69,35 @@ def test_csv_columns_durations_and_tags(ghserver: FakeGitHub, cli: Invoke) -> No
     assert row["workflow"] == "CI"
     assert row["run_id"] == str(run.id)
     assert row["runner_name"] == "runner-7"
+    # a self-hosted runner: its minutes count, GitHub bills none of them
+    assert (float(row["runner_min"]), row["billable_min"], row["cost_usd"]) == (
+        100 / 60,
+        "0",
+        "0.0",
+    )
+    assert row["runner_group"] == "Default"
+    # the run's own row shares the header; the job's columns stay empty there
+    (run_row,) = run_rows(result.stdout)
+    # at the run's creation, plus the run id's sub-second offset (runs have no id tag)
+    assert run_row["time"] == format_time_ns(to_ns(created) + lean_offset_ns(run.id))
+    assert (run_row["repository"], run_row["workflow"], run_row["branch"]) == (
+        "octo/demo",
+        "CI",
+        "feature/x",
+    )
+    assert (run_row["event"], run_row["conclusion"], run_row["run_attempt"]) == (
+        "push",
+        "success",
+        "1",
+    )
+    assert (run_row["jobs"], run_row["failed_jobs"], run_row["billable_min"]) == ("1", "0", "0")
+    assert float(run_row["duration_s"]) == 112.0  # run_started_at to the job's completion
+    assert float(run_row["queued_s"]) == 12.0
+    assert run_row["actor"] == "octocat"
+    assert run_row["html_url"] == f"https://github.com/octo/demo/actions/runs/{run.id}"
+    assert run_row["job_id"] == run_row["job_name"] == run_row["status"] == ""
     assert "1 runs, 2 jobs, 1 records" in result.stderr
+    assert "and 1 runs points" in result.stderr
     assert "1 skipped jobs left out" in result.stderr
     assert TOKEN not in result.stdout + result.stderr
 
@@ -71,7 +110,7 @@ def test_more_than_100_runs_and_100_jobs(ghserver: FakeGitHub, cli: Invoke) -> N
         big.add_job(f"matrix-{k}", conclusion="success")
     result = cli("gather", "octo/big", "--no-logs", "--format", "json", env=env_for(ghserver))
     assert result.exit_code == 0, result.stderr
-    records = json.loads(result.stdout)
+    records = [r for r in json.loads(result.stdout) if r["measurement"] != RUNS]
     assert len(records) == 230 + 250
     assert len({r["job_id"] for r in records}) == 480
     assert sum(1 for r in records if r["run_id"] == str(big.id)) == 250
@@ -85,8 +124,9 @@ def test_the_1000_cap_is_split_until_nothing_is_dropped(ghserver: FakeGitHub, cl
     repo.add_runs_bulk(2600, NOW - timedelta(hours=23), 30, jobs_per_run=1)
     result = cli("gather", "octo/busy", "--no-logs", "--concurrency", "8", env=env_for(ghserver))
     assert result.exit_code == 0, result.stderr
-    out = rows(result.stdout)
+    out = job_rows(result.stdout)
     assert len(out) == 2600
+    assert len(run_rows(result.stdout)) == 2600
     assert len({r["run_id"] for r in out}) == 2600
     assert "GitHub lists only" not in result.stderr
 
@@ -101,7 +141,7 @@ def test_rerun_attempts_emit_each_job_once(ghserver: FakeGitHub, cli: Invoke) ->
     run.carry_job(ok, to_attempt=2)
     result = cli("gather", "octo/rerun", "--no-logs", env=env_for(ghserver))
     assert result.exit_code == 0, result.stderr
-    out = rows(result.stdout)
+    out = job_rows(result.stdout)
     assert sorted((r["job_name"], r["run_attempt"], r["measurement"]) for r in out) == [
         ("lint", "1", "successful_jobs"),
         ("test", "1", "unknown_failure"),
@@ -112,6 +152,21 @@ def test_rerun_attempts_emit_each_job_once(ghserver: FakeGitHub, cli: Invoke) ->
     assert failed["flaky"] == "true"
     jobs_requests = [r for r in ghserver.requests if r.path.endswith("/jobs")]
     assert all(r.query.get("filter") == "all" for r in jobs_requests)
+    # one runs point per attempt: the first from its jobs, the latest as GitHub says
+    attempts = {r["run_attempt"]: r for r in run_rows(result.stdout)}
+    assert sorted(attempts) == ["1", "2"]
+    assert (attempts["1"]["conclusion"], attempts["1"]["jobs"], attempts["1"]["failed_jobs"]) == (
+        "failure",
+        "2",
+        "1",
+    )
+    assert (attempts["2"]["conclusion"], attempts["2"]["jobs"], attempts["2"]["failed_jobs"]) == (
+        "success",
+        "1",
+        "0",
+    )
+    assert attempts["1"]["html_url"].endswith(f"/runs/{run.id}/attempts/1")
+    assert attempts["2"]["html_url"].endswith(f"/runs/{run.id}")
 
 
 def test_unfinished_runs_skipped_jobs_and_odd_conclusions(
@@ -130,7 +185,7 @@ def test_unfinished_runs_skipped_jobs_and_odd_conclusions(
     done.add_job("never", conclusion="cancelled", started_at=None, completed_at=None)
     result = cli("gather", "octo/odd", "--no-logs", env=env_for(ghserver))
     assert result.exit_code == 0, result.stderr
-    out = rows(result.stdout)
+    out = job_rows(result.stdout)
     assert {r["run_id"] for r in out} == {str(done.id)}
     by_name = {r["job_name"]: r for r in out}
     assert set(by_name) == {"a", "c", "d", "e", "never"}
@@ -155,7 +210,7 @@ def test_clock_skew_is_clamped_and_counted(ghserver: FakeGitHub, cli: Invoke) ->
     )
     result = cli("gather", "octo/skew", "--no-logs", env=env_for(ghserver))
     assert result.exit_code == 0, result.stderr
-    (row,) = rows(result.stdout)
+    (row,) = job_rows(result.stdout)
     assert float(row["queued_s"]) == 0.0
     assert float(row["in_progress_s"]) == 50.0
     assert "1 negative durations clamped to 0" in result.stderr
@@ -179,7 +234,7 @@ def test_filters_branch_event_workflow_and_latest(ghserver: FakeGitHub, cli: Inv
     def names(*args: str) -> set[str]:
         result = cli("gather", "octo/filters", "--no-logs", *args, env=env)
         assert result.exit_code == 0, result.stderr
-        return {r["job_name"] for r in rows(result.stdout)}
+        return {r["job_name"] for r in job_rows(result.stdout)}
 
     assert names("--workflow", "ci.yml") == {"job1", "job3", "job5"}
     assert names("--workflow", "Nightly build") == {"job0", "job2", "job4"}
@@ -213,7 +268,7 @@ def test_window_since_until(ghserver: FakeGitHub, cli: Invoke) -> None:
         env=env_for(ghserver),
     )
     assert result.exit_code == 0, result.stderr
-    assert {r["job_name"] for r in rows(result.stdout)} == {"day2", "day3", "day4"}
+    assert {r["job_name"] for r in job_rows(result.stdout)} == {"day2", "day3", "day4"}
 
 
 def test_lean_tags_keep_points_apart(ghserver: FakeGitHub, cli: Invoke) -> None:
@@ -232,7 +287,7 @@ def test_lean_tags_keep_points_apart(ghserver: FakeGitHub, cli: Invoke) -> None:
         env=env_for(ghserver),
     )
     assert result.exit_code == 0, result.stderr
-    lines = result.stdout.strip().splitlines()
+    lines = [ln for ln in result.stdout.strip().splitlines() if not ln.startswith(f"{RUNS},")]
     assert len(lines) == 3
     assert len({line.rsplit(" ", 1)[1] for line in lines}) == 3  # distinct timestamps
     for line in lines:

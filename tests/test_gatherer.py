@@ -11,7 +11,7 @@ import pytest
 from multivac.classify import load_catalog
 from multivac.errors import GitHubError, LogPending
 from multivac.gather import Gatherer, GatherOptions
-from multivac.model import JobRecord, PointKey, Step
+from multivac.model import JobRecord, PointKey, RunRecord, Step
 from multivac.store import Store
 from tests.factories import BASE, MemorySource, make_job, make_run
 
@@ -157,8 +157,9 @@ def test_a_point_written_under_another_key_is_retracted_first(tmp_path: Path) ->
         assert isinstance(old, PointKey)
         assert old.measurement == "log_unavailable"
         assert old.predicate_tags == (("job_id", "12"),)
-        (new,) = records
+        new, run_point = records  # the job, then its run's point
         assert isinstance(new, JobRecord) and new.measurement == "test_failure"
+        assert isinstance(run_point, RunRecord) and run_point.fields["failed_jobs"] == 1
         assert store.emitted([12])[12].key == new.key
 
 

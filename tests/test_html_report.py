@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from multivac.html_report import percentile, render
+from multivac.minutes import load_price_table
 from multivac.model import Classification, Job, Run
 from multivac.queries import Outcome
 from multivac.store import Store, StoredJob
@@ -114,6 +115,43 @@ def test_page_sections_numbers_and_escaping() -> None:
     assert render(sample(), since=T0, until=T0 + timedelta(days=4)) == page
 
 
+def test_usage_cost_and_queue_depth_sections() -> None:
+    page = render(sample(), since=T0, until=T0 + timedelta(days=4))
+    for heading in ("Queue depth by runner label", "Usage by runner label", "Cost by failure type"):
+        assert f"<h2>{heading}</h2>" in page
+    # ten 60 s jobs on ubuntu-latest bill 10 minutes at $0.006; the self-hosted ones nothing
+    assert re.search(
+        r"<td>ubuntu-latest</td><td class=num>10</td><td class=num>10.0</td>"
+        r"<td class=num>10</td><td class=num>0.06</td>",
+        page,
+    )
+    assert re.search(
+        r"<td>self-hosted,Linux,ARM64</td><td class=num>10</td><td class=num>50.8</td>"
+        r"<td class=num>0</td><td class=num>0.00</td>",
+        page,
+    )
+    # failures cost their minutes: 6 test_failure attempts of 300..309 s
+    assert re.search(r"<td>test_failure</td><td class=num>6</td><td class=num>30.4</td>", page)
+    # a queue-depth chart per label that had a queue
+    assert "<title>Queue depth of ubuntu-latest</title>" in page
+    assert "<title>Queue depth of self-hosted,Linux,ARM64</title>" in page
+
+
+def test_the_new_sections_escape_labels_and_take_a_price_table(tmp_path: Path) -> None:
+    run = run_(1, T0)
+    job = job_(1, 1, "build", "failure", T0, queued=120, ran=600, labels=(EVIL, ATTR))
+    cls = Classification(EVIL, "r", "Run tests", 1, "x")
+    items = [Outcome(StoredJob(run, job, cls), EVIL, False)]
+    page = render(items, since=T0, until=T0 + timedelta(hours=3))
+    assert EVIL not in page and ATTR not in page
+    assert "Queue depth of &lt;script&gt;" in page
+    table = tmp_path / "prices.json"
+    table.write_text('{"skus": {"self_hosted": 0.5}, "source": "our <b>deal</b>"}')
+    priced = render(items, since=T0, until=T0 + timedelta(hours=3), prices=load_price_table(table))
+    assert "<td class=num>5.00</td>" in priced  # 10 minutes at $0.50, our table
+    assert "our &lt;b&gt;deal&lt;/b&gt;" in priced
+
+
 def test_empty_window_is_a_valid_page() -> None:
     page = render([], since=T0, until=T0 + timedelta(hours=5))
     assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
@@ -146,6 +184,18 @@ def test_report_command_from_the_store(cli: Invoke, tmp_path: Path) -> None:
     assert "wrote" in result.stderr
     page = out.read_text()
     assert "octo/app" in page and "out_of_memory" in page
+    prices = tmp_path / "prices.json"
+    prices.write_text('{"skus": {"self_hosted": 1.0}}')
+    args = ["report", "octo/app", "--html", str(out), "--offline", "--since", "2026-10-01"]
+    env = {"MULTIVAC_STATE_DIR": str(state)}
+    priced = cli(*args, "--until", "2026-10-08", "--price-table", str(prices), env=env)
+    assert priced.exit_code == 0, priced.stderr
+    # the ten self-hosted failures ran 300..309 s: 5 whole minutes, then 6 each, at $1
+    assert "<td class=num>59.00</td>" in out.read_text()
+    prices.write_text('{"skus": {"linux": -1}}')
+    bad = cli(*args, "--until", "2026-10-08", "--price-table", str(prices), env=env)
+    assert bad.exit_code == 2
+    assert "rate of SKU 'linux' must be a non-negative number" in bad.stderr
 
 
 def _chromium() -> str | None:
@@ -192,7 +242,7 @@ def test_report_renders_in_a_real_browser(tmp_path: Path) -> None:
                 " const r = s.getBoundingClientRect();"
                 " return [r.width, r.height, s.querySelectorAll('rect').length]; })"
             )
-            assert len(sizes) >= 2
+            assert len(sizes) >= 5  # failures, queue time and depth, usage, failure cost
             assert all(w > 100 and h > 20 and n > 0 for w, h, n in sizes), sizes
             text = page.inner_text("body")
             assert EVIL in text  # shown as text

@@ -13,14 +13,24 @@ from pathlib import Path
 
 import pytest
 
-from multivac.model import TAG_KEYS
+from multivac.ingest import parse_time
+from multivac.model import RUN_TAG_KEYS, RUNS, TAG_KEYS, record_type
 from tests.conftest import TOKEN, Invoke
 from tests.ghserver import FakeGitHub
 from tests.servers import InfluxDB1Database, VictoriaMetrics
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 INFLUX_TOKEN = "influx-secret-token-987654321"
-NUMERIC = ("queued_s", "in_progress_s")
+NUMERIC = (
+    "queued_s",
+    "in_progress_s",
+    "runner_min",
+    "billable_min",
+    "cost_usd",
+    "duration_s",
+    "jobs",
+    "failed_jobs",
+)
 
 
 def influx_env(server: FakeGitHub, url: str, state: Path, **extra: str) -> dict[str, str]:
@@ -59,8 +69,19 @@ def csv_rows(cli: Invoke, server: FakeGitHub, state: Path, *extra: str) -> list[
     return list(csv.DictReader(io.StringIO(result.stdout)))
 
 
-def key_of(measurement: str, tags: dict[str, str]) -> tuple[str, str]:
-    return measurement, tags["job_id"]
+PointId = tuple[str, int, tuple[tuple[str, str], ...]]
+
+
+def point_id(measurement: str, time_ns: int, tags: dict[str, str]) -> PointId:
+    """Measurement, time in milliseconds (what VictoriaMetrics keeps) and tag set."""
+    return measurement, time_ns // 1_000_000, tuple(sorted(tags.items()))
+
+
+def row_id(row: dict[str, str]) -> PointId:
+    """The point a CSV row stands for: the tags of its record type that it has."""
+    schema = record_type(row["measurement"]).SCHEMA
+    tags = {key: row[key] for key in schema.tags if row[key]}
+    return point_id(row["measurement"], parse_time(row["time"]), tags)
 
 
 def test_gather_to_victoriametrics_reads_back_every_point(
@@ -77,19 +98,20 @@ def test_gather_to_victoriametrics_reads_back_every_point(
         env=influx_env(ghserver, vm.url, tmp_path / "state"),
     )
     assert result.exit_code == 0, result.stderr
-    assert "60 points written to InfluxDB" in result.stderr
+    # 60 jobs and a runs point per run
+    assert "80 points written to InfluxDB" in result.stderr
     points = vm.points()
-    assert len(points) == 60
-    stored = {key_of(p.measurement, p.tags): p for p in points}
+    assert len(points) == 80 == len(expected)
+    assert sum(1 for p in points if p.measurement == RUNS) == 20
+    stored = {point_id(p.measurement, p.time_ns, dict(p.tags)): p for p in points}
     for row in expected:
-        point = stored[(row["measurement"], row["job_id"])]
-        for tag in TAG_KEYS:
+        point = stored[row_id(row)]
+        for tag in (*TAG_KEYS, *RUN_TAG_KEYS):
             assert point.tags.get(tag, "") == row[tag], tag
         for field in NUMERIC:
             if row[field]:
                 assert point.fields[field] == pytest.approx(float(row[field]))
-        when = datetime.strptime(row["time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-        assert point.time_ns == int(when.timestamp()) * 1_000_000_000
+        assert point.time_ns // 1_000_000 == parse_time(row["time"]) // 1_000_000
     assert INFLUX_TOKEN not in result.stderr + result.stdout
 
 
@@ -105,8 +127,8 @@ def test_writing_the_same_window_twice_leaves_the_same_points(
     result = cli("gather", "octo/influx", "--no-logs", "-f", "influxdb", env=fresh)
     assert result.exit_code == 0, result.stderr
     points = vm.points()
-    assert len(points) == 30
-    assert len({(p.measurement, p.tags["job_id"], p.time_ns) for p in points}) == 30
+    assert len(points) == 40  # 30 jobs, 10 runs
+    assert len({point_id(p.measurement, p.time_ns, dict(p.tags)) for p in points}) == 40
 
 
 def test_lean_tags_keep_every_job_on_victoriametrics(
@@ -128,9 +150,14 @@ def test_lean_tags_keep_every_job_on_victoriametrics(
     )
     assert result.exit_code == 0, result.stderr
     points = vm.points()
-    assert len(points) == 5
-    assert all("job_id" not in p.tags for p in points)
-    assert len({p.time_ns for p in points}) == 5
+    jobs = [p for p in points if p.measurement != RUNS]
+    assert len(jobs) == 5
+    assert all("job_id" not in p.tags for p in jobs)
+    assert len({p.time_ns for p in jobs}) == 5
+    # five runs of one workflow created in one second: the run id's offset keeps them apart
+    runs = [p for p in points if p.measurement == RUNS]
+    assert len(runs) == 5
+    assert len({p.time_ns for p in runs}) == 5
 
 
 TRICKY = [
@@ -165,7 +192,8 @@ def test_line_protocol_round_trips_through_influxdb_parser(
         env={"GITHUB_API_URL": ghserver.url},
     )
     assert result.exit_code == 0, result.stderr
-    assert "\n" not in result.stdout.strip("\n").replace("\n", "", len(TRICKY) - 1)
+    # one line per job and per run: no value broke a line
+    assert len(result.stdout.strip("\n").split("\n")) == 2 * len(TRICKY)
     influxdb1_db.write(result.stdout)
     json_result = cli(
         "gather",
@@ -175,9 +203,18 @@ def test_line_protocol_round_trips_through_influxdb_parser(
         "json",
         env={"GITHUB_API_URL": ghserver.url},
     )
-    expected = {r["job_id"]: r for r in json.loads(json_result.stdout)}
-    points = influxdb1_db.points()
+    rows = json.loads(json_result.stdout)
+    expected = {r["job_id"]: r for r in rows if r["measurement"] != RUNS}
+    expected_runs = {r["branch"]: r for r in rows if r["measurement"] == RUNS}
+    stored = influxdb1_db.points()
+    points = [p for p in stored if p.measurement != RUNS]
     assert len(points) == len(TRICKY)
+    for run_point in (p for p in stored if p.measurement == RUNS):
+        run_row = expected_runs.pop(run_point.tags["branch"])
+        for tag in RUN_TAG_KEYS:
+            assert run_point.tags.get(tag) == run_row[tag], tag
+        assert run_point.fields["html_url"] == run_row["html_url"]
+    assert expected_runs == {}
     for point in points:
         row = expected[point.tags["job_id"]]
         for tag in TAG_KEYS:
@@ -248,7 +285,7 @@ def test_rejected_write_reports_the_server_message_and_sets_data_aside(
     assert "Traceback" not in result.stderr
     rejected = list((state / "spool" / "rejected").glob("*.lp"))
     assert len(rejected) == 1
-    assert len(rejected[0].read_text().splitlines()) == 12
+    assert len(rejected[0].read_text().splitlines()) == 12 + 4  # the jobs and the runs
     assert handler.hits == 1  # a 4xx is not retried
     assert INFLUX_TOKEN not in result.stderr
 
@@ -281,7 +318,7 @@ def test_server_down_spools_then_replay_delivers(
     finally:
         vm.start()
     assert result.exit_code == 1
-    assert "30 spooled" in result.stderr
+    assert "40 spooled" in result.stderr  # 30 jobs, 10 runs
     assert "multivac replay" in result.stderr
     spooled = list((state / "spool").glob("*.lp"))
     assert spooled
@@ -289,9 +326,9 @@ def test_server_down_spools_then_replay_delivers(
     assert vm.points() == []
     replay = cli("replay", env=env)
     assert replay.exit_code == 0, replay.stderr
-    assert "delivered 30 spooled points" in replay.stderr
+    assert "delivered 40 spooled points" in replay.stderr
     assert list((state / "spool").glob("*.lp")) == []
-    assert len(vm.points()) == 30
+    assert len(vm.points()) == 40
     again = cli("replay", env=env)
     assert again.exit_code == 0
     assert "nothing to replay" in again.stderr
@@ -311,5 +348,5 @@ def test_next_gather_delivers_the_spool_first(
     assert first.exit_code == 1
     second = cli("gather", "octo/influx", "--no-logs", "-f", "influxdb", env=env)
     assert second.exit_code == 0, second.stderr
-    assert "delivered 18 spooled points" in second.stderr
-    assert len(vm.points()) == 18
+    assert "delivered 24 spooled points" in second.stderr  # 18 jobs, 6 runs
+    assert len(vm.points()) == 24

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections import Counter
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from multivac import ingest
 from multivac.errors import IngestError
 from multivac.ingest import InputFormat, parse_line, parse_time, read_records, record_from_dict
-from multivac.model import Classification, Job, JobRecord, Run, Step, build_record
+from multivac.model import Classification, Job, JobRecord, Record, Run, Step, build_record
 from multivac.sinks import Format, build_sink
 from multivac.sinks.lineproto import to_line
 from tests.conftest import Invoke
@@ -88,7 +89,7 @@ def write(fmt: Format, records: list[JobRecord], path: Path, lean: bool, batch: 
         sink.close()
 
 
-def key(record: JobRecord) -> tuple[int, str, tuple[tuple[str, str], ...]]:
+def key(record: Record) -> tuple[int, str, tuple[tuple[str, str], ...]]:
     return record.time_ns, record.measurement, tuple(sorted(record.tags.items()))
 
 
@@ -126,21 +127,27 @@ def test_every_gathered_format_reads_back_to_the_same_records(
         run.add_job(name, conclusion="success", runner_name=f"runner {name}")
         run.add_job(f"{name} 2", conclusion="failure")
     env = {"GITHUB_API_URL": ghserver.url}
-    found: dict[str, list[JobRecord]] = {}
+    found: dict[str, list[Record]] = {}
     for lean in (False, True):
         for fmt in SUFFIX:
             path = tmp_path / f"{fmt.value}-{lean}{SUFFIX[fmt]}"
             extra = ["--lean-tags"] if lean else []
             state = ["--state-dir", str(tmp_path / f"state-{fmt.value}-{lean}")]
             result = cli(
-                "gather", "octo/formats", "--no-logs", "-f", fmt.value, "-o", str(path),
-                *extra, *state, env=env,
+                "gather", "octo/formats", "--no-logs", "--steps", "-f", fmt.value,
+                "-o", str(path), *extra, *state, env=env,
             )  # fmt: skip
             assert result.exit_code == 0, result.stderr
             found[f"{fmt.value}-{lean}"] = sorted(read_records(path), key=key)
     for lean in (False, True):
         reference = found[f"jsonl-{lean}"]
-        assert len(reference) == 2 * len(NAMES)
+        kinds = Counter(type(record).__name__ for record in reference)
+        # two jobs of four steps each per run, one run point per run
+        assert kinds == {
+            "JobRecord": 2 * len(NAMES),
+            "StepRecord": 8 * len(NAMES),
+            "RunRecord": len(NAMES),
+        }
         for fmt in SUFFIX:
             assert found[f"{fmt.value}-{lean}"] == reference, fmt.value
 

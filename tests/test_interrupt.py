@@ -16,9 +16,15 @@ import pytest
 
 from tests.conftest import TOKEN, Invoke
 from tests.ghserver import FakeGitHub
-from tests.servers import VictoriaMetrics
+from tests.servers import StoredPoint, VictoriaMetrics
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def identity(point: StoredPoint) -> tuple[str, int, tuple[tuple[str, str], ...]]:
+    """A point's identity on the server: measurement, time and tags (job points carry
+    the job id, runs points their run's sub-second offset)."""
+    return point.measurement, point.time_ns, tuple(sorted(point.tags.items()))
 
 
 def populate(server: FakeGitHub) -> None:
@@ -91,9 +97,10 @@ def test_killed_gather_then_rerun_leaves_no_holes_no_duplicates(
     _, err = second.communicate(timeout=120)
     assert second.returncode == 0, err.decode()
     points = vm.points()
-    keys = [(p.measurement, p.tags["job_id"]) for p in points]
-    assert len(keys) == 120
-    assert len(set(keys)) == 120
+    keys = [identity(p) for p in points]
+    assert len(keys) == 120 + 40  # the jobs, a runs point per run
+    assert len(set(keys)) == 160
+    assert len({p.tags["job_id"] for p in points if p.measurement != "runs"}) == 120
 
 
 def test_interrupted_csv_is_still_valid(ghserver: FakeGitHub, tmp_path: Path) -> None:
@@ -117,7 +124,10 @@ def test_interrupted_csv_is_still_valid(ghserver: FakeGitHub, tmp_path: Path) ->
     assert b"interrupted" in err
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert all(len(r) == len(rows[0]) for r in rows) if rows else True
-    assert len({r["job_id"] for r in rows}) == len(rows)
+    jobs = [r for r in rows if r["measurement"] != "runs"]
+    runs = [r for r in rows if r["measurement"] == "runs"]
+    assert len({r["job_id"] for r in jobs}) == len(jobs)
+    assert len({r["html_url"] for r in runs}) == len(runs)
 
 
 def test_org_and_shards(ghserver: FakeGitHub, cli: Invoke) -> None:
@@ -172,5 +182,5 @@ def test_influx_stopped_mid_gather_then_replayed(
         [sys.executable, "-m", "multivac", "replay"], env=env, capture_output=True, check=False
     )
     assert done.returncode == 0, done.stderr.decode()
-    keys = {(p.measurement, p.tags["job_id"]) for p in vm.points()}
-    assert len(keys) == 120
+    keys = {identity(p) for p in vm.points()}
+    assert len(keys) == 160  # 120 jobs, 40 runs

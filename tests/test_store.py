@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import sqlite3
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from multivac.model import Classification, Run
+from multivac.model import Classification, Job, Run, Step
 from multivac.store import SCHEMA_VERSION, KnownRun, Store
 from tests.conftest import TOKEN, Invoke
 from tests.factories import make_job, make_run
@@ -83,7 +84,9 @@ def test_only_new_and_changed_runs_fetch_jobs(
     }
     full, _ = gather(cli, ghserver, tmp_path / "fresh-state")
     assert sorted(out.splitlines()) == sorted(full.splitlines())
-    assert len(list(csv.DictReader(io.StringIO(out)))) == 22
+    measurements = Counter(row["measurement"] for row in csv.DictReader(io.StringIO(out)))
+    # 22 jobs; a runs point per attempt: 20 runs, the re-run's second attempt, the new run
+    assert (measurements.pop("runs"), measurements.total()) == (22, 22)
 
 
 def test_store_schema_is_idempotent_and_upserts(tmp_path: Path) -> None:
@@ -127,6 +130,18 @@ CREATE TABLE runs (
     created_at TEXT, updated_at TEXT, html_url TEXT NOT NULL,
     jobs_complete INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, run_attempt INTEGER NOT NULL,
+    name TEXT NOT NULL, status TEXT NOT NULL, conclusion TEXT, created_at TEXT,
+    started_at TEXT, completed_at TEXT, labels TEXT NOT NULL, runner_name TEXT NOT NULL,
+    html_url TEXT NOT NULL, steps TEXT NOT NULL, workflow TEXT NOT NULL, branch TEXT NOT NULL,
+    commit_sha TEXT NOT NULL
+);
+CREATE TABLE classifications (
+    job_id INTEGER PRIMARY KEY, type TEXT NOT NULL, rule TEXT NOT NULL, step TEXT,
+    line_number INTEGER, evidence TEXT NOT NULL, excerpt TEXT NOT NULL,
+    classified_at REAL NOT NULL
+);
 CREATE TABLE emitted (
     job_id INTEGER PRIMARY KEY, measurement TEXT NOT NULL, time_ns INTEGER NOT NULL,
     flaky INTEGER NOT NULL DEFAULT 0
@@ -134,6 +149,9 @@ CREATE TABLE emitted (
 INSERT INTO meta VALUES ('schema_version', '1');
 INSERT INTO runs VALUES (1, 'o/r', 'CI', 'ci.yml', 1, 'main', 'abc', 'push', 'completed',
     'failure', '2026-10-01T06:00:00Z', '2026-10-01T06:00:00Z', 'https://x/run/1', 1);
+INSERT INTO jobs VALUES (8, 1, 1, 'test', 'completed', 'failure', '2026-10-01T06:00:00Z',
+    '2026-10-01T06:00:10Z', '2026-10-01T06:01:10Z', '["ubuntu-latest"]', 'r1', 'https://x/8',
+    '[[1, "Run tests", "failure"]]', 'CI', 'main', 'abc');
 INSERT INTO emitted VALUES (8, 'log_unavailable', 1790834400000000000, 0);
 """
 
@@ -147,6 +165,37 @@ def test_a_first_version_store_is_upgraded_in_place(tmp_path: Path) -> None:
         assert emitted.key is None and emitted.measurement == "log_unavailable"
         version = store.db.execute("SELECT value FROM meta WHERE key='schema_version'")
         assert version.fetchone()[0] == str(SCHEMA_VERSION)
+        # facts the first schema did not keep read back as unknown
+        (item,) = store.stored_jobs(["o/r"], None, None)
+        assert (item.run.run_started_at, item.run.actor, item.run.pr_number) == (None, "", None)
+        assert item.job.runner_group == ""
+        assert item.job.steps == (Step(1, "Run tests", "failure"),)
+        # and the upgraded store keeps them from now on
+        run = Run(**{**item.run.__dict__, "actor": "octocat", "pr_number": 12})
+        job = Job(**{**item.job.__dict__, "runner_group": "Default"})
+        store.save_run(run, [job], {})
+        (again,) = store.stored_jobs(["o/r"], None, None)
+        assert (again.run, again.job) == (run, job)
+
+
+def test_run_job_and_step_facts_round_trip(tmp_path: Path) -> None:
+    run = make_run(
+        1, run_started_at=BASE + timedelta(seconds=3), actor="dependabot[bot]", pr_number=42
+    )
+    steps = (
+        Step(
+            1, "Set up job", "success", BASE + timedelta(seconds=10), BASE + timedelta(seconds=12)
+        ),
+        Step(2, "Run tests", "failure", BASE + timedelta(seconds=12), BASE + timedelta(seconds=70)),
+        Step(3, "Upload", None),
+    )
+    job = make_job(7, 1, "failure", steps=steps, runner_group="linux-large")
+    with Store.open(tmp_path) as store:
+        store.save_run(run, [job], {})
+    with Store.open(tmp_path) as store:
+        (item,) = store.stored_jobs(["octo/app"], None, None)
+        assert item.run == run
+        assert item.job == job
 
 
 def test_coverage_joins_windows(tmp_path: Path) -> None:

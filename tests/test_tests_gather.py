@@ -133,7 +133,7 @@ def test_failed_tests_of_a_log_become_points_on_victoriametrics(
         assert point.fields["run_attempt"] == 1
         # VictoriaMetrics keeps milliseconds: the job id's place in the second survives
         assert point.time_ns == int(created.timestamp()) * 10**9 + (job_id % 1000) * 10**6
-    jobs = [p for p in vm.points() if p.measurement != "tests"]
+    jobs = [p for p in vm.points() if p.measurement not in ("tests", "runs")]
     assert len(jobs) == 2
     assert INFLUX_TOKEN not in result.stdout + result.stderr
 
@@ -211,11 +211,18 @@ def test_a_download_that_breaks_off_is_parsed_once(
     assert sorted(r["test"] for r in tests) == sorted(LOG_FAILURES)  # each once
 
 
-def test_no_logs_means_no_test_columns(ghserver: FakeGitHub, cli: Invoke, tmp_path: Path) -> None:
+def test_no_logs_keeps_the_stored_test_points(
+    ghserver: FakeGitHub, cli: Invoke, tmp_path: Path
+) -> None:
+    """A later gather without logs still writes the tests the store parsed before (and
+    so never takes them for gone)."""
     failed_run(ghserver)
-    result = cli("gather", "octo/tests", "--no-logs", env=env(ghserver, tmp_path / "s"))
-    assert result.exit_code == 0, result.stderr
-    assert "test" not in rows(result.stdout)[0]
+    state = tmp_path / "s"
+    first = cli("gather", "octo/tests", env=env(ghserver, state))
+    assert first.exit_code == 0, first.stderr
+    again = cli("gather", "octo/tests", "--no-logs", env=env(ghserver, state))
+    assert again.exit_code == 0, again.stderr
+    assert found_tests(again.stdout) == found_tests(first.stdout)
 
 
 # ---------------------------------------------------------------------------- flaky

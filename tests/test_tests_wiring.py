@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from multivac.classify import load_catalog
-from multivac.config import InfluxSettings, Secret
 from multivac.gather import Gatherer, GatherOptions
 from multivac.model import (
     TEST_SCHEMA,
@@ -24,9 +23,9 @@ from multivac.model import (
     TestRecord,
     TestSummaryRecord,
     bucket_role,
+    record_type,
 )
-from multivac.publish import publish_tests
-from multivac.sinks.influx import by_bucket, measurement_of
+from multivac.publish import publish
 from multivac.sinks.lineproto import to_line
 from multivac.store import Store
 from multivac.testresults import TestSummary, load_parsers
@@ -248,39 +247,29 @@ def test_a_gather_reads_artifacts_of_successful_jobs(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- buckets
 
 
-def settings(tests_bucket: str = "") -> InfluxSettings:
-    return InfluxSettings("http://x", Secret(""), "o", "jobs_b", tests_bucket)
-
-
-def test_each_record_type_names_its_bucket() -> None:
-    assert settings("t").bucket_for(TestRecord.BUCKET) == "t"
-    assert settings("t").bucket_for(Record.BUCKET) == "jobs_b"
-    assert settings().bucket_for(TESTS_BUCKET) == "jobs_b"  # default: the job bucket
-    assert settings("t").buckets == ("jobs_b", "t")
-    assert settings().buckets == ("jobs_b",)
-
-
 @pytest.mark.parametrize(
-    ("line", "measurement"),
+    ("measurement", "role"),
     [
-        ("tests,a=b f=1 1", "tests"),
-        ("test_summary f=1 1", "test_summary"),
-        (r"unknown\ failure,a=b f=1 1", "unknown failure"),
-        (r"odd\,name f=1 1", "odd,name"),
-        ("test_failure,a=b f=1 1", "test_failure"),
+        ("tests", TESTS_BUCKET),
+        ("test_summary", TESTS_BUCKET),
+        ("test_failure", "jobs"),  # a failure type is a job's measurement
+        ("successful_jobs", "jobs"),
+        ("runs", "jobs"),
     ],
 )
-def test_spooled_lines_find_their_bucket_again(line: str, measurement: str) -> None:
-    assert measurement_of(line) == measurement
-    want = "t" if bucket_role(measurement) == TESTS_BUCKET else "jobs_b"
-    assert by_bucket([line], settings("t")) == {want: [line]}
+def test_each_record_type_names_its_bucket(measurement: str, role: str) -> None:
+    """A target's tests bucket takes the test records; a key to delete finds the same
+    bucket by its measurement."""
+    assert bucket_role(measurement) == role
+    assert role == record_type(measurement).BUCKET
 
 
-def test_a_real_test_record_line_routes_to_the_tests_bucket() -> None:
-    (record,) = build_test_records(make_run(1), make_job(7, 1, "failure"), [result("t")])
-    line = to_line(record)
-    assert line is not None
-    assert list(by_bucket([line], settings("t"))) == ["t"]
+def test_the_test_measurements_are_reserved() -> None:
+    from multivac.classify import RESERVED_TYPES
+
+    assert {"tests", "test_summary"} <= RESERVED_TYPES
+    assert TestRecord.BUCKET == TestSummaryRecord.BUCKET == TESTS_BUCKET
+    assert Record.BUCKET != TESTS_BUCKET
 
 
 # ---------------------------------------------------------------------------- publishing
@@ -309,21 +298,23 @@ def test_a_test_whose_status_changed_is_retracted_before_the_new_point(tmp_path:
     failed = build_test_records(run, job, [result("t"), result("u")])
     with Store.open(tmp_path) as store:
         first = RecordingSink()
-        publish_tests(first, {7: failed}, store)
+        publish(first, failed, store, tested={7})
         assert [kind for kind, _ in first.calls] == ["write"]
         again = RecordingSink()
-        publish_tests(again, {7: failed}, store)
+        publish(again, failed, store, tested={7})
         assert [kind for kind, _ in again.calls] == ["write"]  # the same keys: nothing stale
         flaky = build_test_records(run, job, [result("t", "flaky"), result("u")])
         later = RecordingSink()
-        publish_tests(later, {7: flaky}, store)
+        publish(later, flaky, store, tested={7})
         assert [kind for kind, _ in later.calls] == ["retract", "write"]
         assert later.calls[0][1] == [failed[0].key]
+        untested = RecordingSink()
+        publish(untested, [], store)  # a job not in `tested` keeps what it wrote
+        assert untested.calls == []
         gone = RecordingSink()
-        publish_tests(gone, {7: []}, store)  # every test of the job passes now
-        assert gone.calls == [
-            ("retract", sorted([flaky[0].key, flaky[1].key], key=PointKey.to_json))
-        ]
+        publish(gone, [], store, tested={7})  # every test of the job passes now
+        want = sorted([flaky[0].key, flaky[1].key], key=PointKey.to_json)
+        assert gone.calls == [("retract", want)]
 
 
 # ---------------------------------------------------------------------------- store

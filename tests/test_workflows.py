@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -360,3 +361,35 @@ def test_action_passes_the_exit_code_on(
     monkeypatch.setenv("FAKE_EXIT", "3")
     code, _, _ = run_gather(fake_action)
     assert code == 3
+
+
+def test_gather_checks_the_alert_rules_after_gathering_and_before_saving() -> None:
+    steps = load(ROOT / ".github" / "workflows" / "gather.yml")["jobs"]["gather"]["steps"]
+    names = [step["name"] for step in steps]
+    assert names.index("Gather") < names.index("Check alert rules") < names.index("Save the state")
+    check = steps[names.index("Check alert rules")]
+    assert check["run"].startswith('"$MULTIVAC" check ')
+    assert check["env"]["MULTIVAC"] == "${{ steps.gather.outputs.command }}"
+    assert "secrets.MULTIVAC_ALERT_WEBHOOK" in check["env"]["MULTIVAC_ALERT_WEBHOOK"]
+    assert "!cancelled()" in check["if"]
+    # the command it runs parses: every rule flag is one multivac knows
+    from multivac.alerts import rules_from_flags
+
+    args = shlex.split(check["run"].removeprefix('"$MULTIVAC" check'))
+    flags: dict[str, list[str]] = {}
+    new_signatures = False
+    while args:
+        flag = args.pop(0)
+        if flag == "--new-signatures":
+            new_signatures = True
+            continue
+        flags.setdefault(flag.removeprefix("--").replace("-", "_"), []).append(args.pop(0))
+    rules = rules_from_flags(new_signatures=new_signatures, **flags)  # type: ignore[arg-type]
+    assert len(rules) == 4
+
+
+def test_the_action_tells_later_steps_where_multivac_is() -> None:
+    action = load(ACTION)
+    assert action["outputs"]["command"]["value"] == "${{ steps.install.outputs.command }}"
+    install = next(step for step in action_steps() if step.get("id") == "install")
+    assert 'echo "command=$venv/bin/multivac" >> "$GITHUB_OUTPUT"' in install["run"]

@@ -7,6 +7,7 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -25,8 +26,11 @@ from multivac.retry import RetryPolicy
 from multivac.sinks import Format
 from multivac.store import Store
 
+if TYPE_CHECKING:
+    from multivac.minutes import PriceTable
 
-def _fill(
+
+def fill_store(
     plan: StorePlan, github: GitHubSettings, policy: RetryPolicy, console: Console
 ) -> MultivacError | None:
     """Gather whatever part of the window the store does not cover for the plan's
@@ -75,7 +79,7 @@ def _outcomes(
     plan: StorePlan, github: GitHubSettings, policy: RetryPolicy, console: Console
 ) -> tuple[list[Outcome], MultivacError | None]:
     """Stored outcomes of the window, and the error of the gather that came first."""
-    failed = _fill(plan, github, policy, console)
+    failed = fill_store(plan, github, policy, console)
     with Store.open(plan.state_dir, github=github.api_url) as store:
         repos = plan.repos or tuple(store.repositories())
         return list(outcomes(store, repos, plan.since, plan.until)), failed
@@ -142,7 +146,7 @@ def new(
     as_json: bool = False,
 ) -> None:
     """Failure signatures first seen in the window, with the first job, commit and count."""
-    failed = _fill(plan, github, policy, console)
+    failed = fill_store(plan, github, policy, console)
     with Store.open(plan.state_dir, github=github.api_url) as store:
         repos = plan.repos or tuple(store.repositories())
         history = list(outcomes(store, repos, None, plan.until))
@@ -202,8 +206,10 @@ def report(
     github: GitHubSettings,
     policy: RetryPolicy,
     console: Console,
+    prices: PriceTable | None = None,
 ) -> None:
-    """Write the self-contained HTML report of the window."""
+    """Write the self-contained HTML report of the window (minutes priced with `prices`,
+    default the packaged table)."""
     from multivac.html_report import render
     from multivac.testresults.store import TestStore
 
@@ -211,7 +217,7 @@ def report(
     with Store.open(plan.state_dir, github=github.api_url) as store:
         repos = plan.repos or tuple(store.repositories())
         tests = list(TestStore(store).failing(repos, plan.since, plan.until))
-    page = render(items, since=plan.since, until=plan.until, tests=tests)
+    page = render(items, since=plan.since, until=plan.until, prices=prices, tests=tests)
     try:
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(page, encoding="utf-8")

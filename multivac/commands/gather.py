@@ -1,5 +1,8 @@
 """`multivac gather` and `multivac replay`: build the pipeline from a plan and run it.
 
+`results()` is the one pipeline; `gather()` writes it to a sink, and the Python API
+(api.py) hands its records to the caller.
+
 Errors are raised, not printed: cli.py turns them into one line and an exit code. The
 summary of what was gathered is printed whatever happens (in `finally`), so a stopped
 gather still tells what it kept.
@@ -7,8 +10,8 @@ gather still tells what it kept.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,26 +20,29 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from multivac.archive import LogArchive
 from multivac.config import GatherPlan, InfluxSettings, in_shard
-from multivac.errors import MultivacError, SinkError
-from multivac.gather import Gatherer, GatherOptions, Summary
+from multivac.errors import IngestError, MultivacError, SinkError
+from multivac.gather import Gatherer, GatherOptions, RunResult, Summary
 from multivac.github import GitHubSource
 from multivac.model import (
     JOB_SCHEMA,
+    RUN_SCHEMA,
+    STEP_SCHEMA,
     TEST_SCHEMA,
     TEST_SUMMARY_SCHEMA,
     PointKey,
     Record,
     Schema,
 )
+from multivac.publish import publish
 from multivac.retry import RetryPolicy
 from multivac.sinks import build_sink
 from multivac.sinks.base import Sink
-from multivac.sinks.influx import InfluxSink
+from multivac.sinks.influx import CHUNK
+from multivac.sinks.targets import InfluxTargets
 from multivac.store import Store
 
 if TYPE_CHECKING:
     from multivac.classify import Catalog
-    from multivac.testresults.parsers import ParserSet
 
 
 class NullSink:
@@ -63,6 +69,10 @@ def describe(summary: Summary, source: GitHubSource, influx_note: str | None) ->
     if summary.measurements:
         by = ", ".join(f"{name} {count}" for name, count in summary.measurements.most_common())
         head += f" ({by})"
+    if summary.points:
+        head += " and " + ", ".join(
+            f"{count} {name} points" for name, count in sorted(summary.points.items())
+        )
     notes: list[str] = []
     anomalies = summary.anomalies
     for count, text in (
@@ -80,6 +90,14 @@ def describe(summary: Summary, source: GitHubSource, influx_note: str | None) ->
     for conclusion, count in summary.odd_conclusions.items():
         notes.append(f"{count} jobs concluded {conclusion}")
     notes.extend(summary.tests.notes())
+    if summary.unknown_labels:
+        named = "; ".join(
+            f"{labels} ({count})" for labels, count in sorted(summary.unknown_labels.items())
+        )
+        notes.append(
+            f"{summary.unknown_labels.total()} jobs on unknown runners billed as self-hosted: "
+            f"{named} (map them with --price-table)"
+        )
     governor = source.governor
     if governor.retries:
         notes.append(f"{governor.retries} retries")
@@ -118,31 +136,39 @@ def _repositories(plan: GatherPlan, source: GitHubSource, console: Console) -> t
 
 
 def _deliver_spool(sink: Sink, console: Console) -> None:
-    if isinstance(sink, InfluxSink):
-        delivered = sink.replay()
-        if delivered:
-            console.print(f"delivered {delivered} spooled points to InfluxDB first.", markup=False)
+    if isinstance(sink, InfluxTargets):
+        for target, delivered in zip(sink.targets, sink.replay().values(), strict=True):
+            if delivered:
+                console.print(
+                    f"delivered {delivered} spooled points to {target.main.label} first.",
+                    markup=False,
+                )
 
 
-def gather(plan: GatherPlan, console: Console, *, sink: Sink | None = None) -> Summary:
-    """Run a gather. Raises a MultivacError (after printing the summary) when it could
-    not finish; what was gathered before is written and kept in the store."""
+def schemas(plan: GatherPlan) -> tuple[Schema, ...]:
+    """The record types a gather with this plan writes (one CSV header holds them all).
+    Test records come from the logs read, the artifacts, and the jobs the store parsed
+    before."""
+    return (
+        JOB_SCHEMA,
+        *((STEP_SCHEMA,) if plan.steps else ()),
+        *((RUN_SCHEMA,) if plan.runs else ()),
+        TEST_SCHEMA,
+        *((TEST_SUMMARY_SCHEMA,) if plan.test_summary else ()),
+    )
+
+
+@contextmanager
+def session(
+    plan: GatherPlan, notify: Callable[[str], None]
+) -> Iterator[tuple[Store, GitHubSource, Catalog | None]]:
+    """The store, the GitHub source and the failure catalog a gather works with."""
     catalog = None
-    parsers = None
     if plan.fetch_logs:
         from multivac.classify import load_catalog
-        from multivac.testresults import load_parsers
 
         catalog = load_catalog(plan.rules)
-        parsers = load_parsers(plan.rules)  # the rules files' `tests:` sections too
-
-    def notify(message: str) -> None:
-        console.print(message, markup=False)
-
-    spool = plan.state_dir / "spool"
-    summary = Summary()
-    with ExitStack() as stack:
-        store = stack.enter_context(Store.open(plan.state_dir, github=plan.github.api_url))
+    with Store.open(plan.state_dir, github=plan.github.api_url) as store:
         source = GitHubSource(
             plan.github,
             policy=plan.policy,
@@ -150,6 +176,20 @@ def gather(plan: GatherPlan, console: Console, *, sink: Sink | None = None) -> S
             cache=store,
             concurrency=plan.concurrency,
         )
+        yield store, source, catalog
+
+
+def gather(plan: GatherPlan, console: Console, *, sink: Sink | None = None) -> Summary:
+    """Run a gather. Raises a MultivacError (after printing the summary) when it could
+    not finish; what was gathered before is written and kept in the store."""
+
+    def notify(message: str) -> None:
+        console.print(message, markup=False)
+
+    spool = plan.state_dir / "spool"
+    summary = Summary()
+    with ExitStack() as stack:
+        store, source, catalog = stack.enter_context(session(plan, notify))
         try:
             sink = sink or build_sink(
                 plan.output_format,
@@ -157,6 +197,7 @@ def gather(plan: GatherPlan, console: Console, *, sink: Sink | None = None) -> S
                 output=plan.output,
                 lean=plan.lean,
                 influx=plan.influx,
+                targets=plan.targets,
                 spool_dir=spool,
                 create_bucket=plan.create_bucket,
                 policy=plan.influx_policy,
@@ -165,11 +206,12 @@ def gather(plan: GatherPlan, console: Console, *, sink: Sink | None = None) -> S
             )
             try:
                 _deliver_spool(sink, console)
-                _gather_into(sink, plan, source, store, catalog, parsers, summary, console)
+                for result in results(plan, source, store, catalog, summary, console):
+                    publish(sink, result.records, store, tested=result.tested)
             finally:
                 sink.close()
         finally:
-            influx = sink if isinstance(sink, InfluxSink) else None
+            influx = sink if isinstance(sink, InfluxTargets) else None
             if source.governor.limiter.cut:
                 notify(
                     f"note: concurrency was cut to {source.governor.limiter.width} after a "
@@ -177,14 +219,14 @@ def gather(plan: GatherPlan, console: Console, *, sink: Sink | None = None) -> S
                 )
             for lost in source.truncated_windows:
                 notify(f"warning: {lost}")
-            notify(describe(summary, source, influx.note(spool) if influx else None))
+            notify(describe(summary, source, influx.note() if influx else None))
     if influx is not None and influx.failure:
         later = (
             " The spooled points are delivered by the next gather or `multivac replay`."
-            if influx.stats.spooled or influx.stats.spooled_retractions
+            if influx.spooled
             else ""
         )
-        raise SinkError(influx.failure + later)
+        raise SinkError(influx.failure.rstrip(".") + "." + later)
     if summary.pending_jobs:
         raise PendingLogs(
             f"the logs of {summary.pending_jobs} failed jobs could not be read; they are "
@@ -193,26 +235,22 @@ def gather(plan: GatherPlan, console: Console, *, sink: Sink | None = None) -> S
     return summary
 
 
-def schemas(plan: GatherPlan) -> tuple[Schema, ...]:
-    """The record types a gather may write (the CSV header names their columns)."""
-    found = [JOB_SCHEMA]
-    if plan.fetch_logs or plan.junit_artifacts:
-        found.append(TEST_SCHEMA)
-        if plan.test_summary:
-            found.append(TEST_SUMMARY_SCHEMA)
-    return tuple(found)
-
-
-def _gather_into(
-    sink: Sink,
+def results(
     plan: GatherPlan,
     source: GitHubSource,
     store: Store,
     catalog: Catalog | None,
-    parsers: ParserSet | None,
     summary: Summary,
     console: Console,
-) -> None:
+) -> Iterator[RunResult]:
+    """The one pipeline: each run's result in listing order, for the caller to write
+    (a sink, or the Python API's iterator) before it asks for the next. The window
+    counts as covered only when every run was taken."""
+    parsers = None
+    if plan.fetch_logs:
+        from multivac.testresults import load_parsers
+
+        parsers = load_parsers(plan.rules)  # the rules files' `tests:` sections too
     repos = _repositories(plan, source, console)
     for repo in repos:
         source.check_repo(repo)
@@ -233,6 +271,9 @@ def _gather_into(
             fetch_logs=plan.fetch_logs,
             junit_artifacts=plan.junit_artifacts,
             test_summary=plan.test_summary,
+            steps=plan.steps,
+            runs=plan.runs,
+            prices=plan.prices,
         ),
         catalog,
         summary=summary,
@@ -244,31 +285,72 @@ def _gather_into(
         parsers=parsers,
     )
     with progress:
-        gatherer.run(sink)
+        yield from gatherer.stream()
     if plan.records_coverage and plan.since is not None:
         for repo in repos:
             store.add_coverage(repo, plan.since, plan.until)
 
 
-def replay(state: Path, influx: InfluxSettings, policy: RetryPolicy, console: Console) -> None:
-    """Deliver the InfluxDB spool; raises SinkError when some of it stays."""
-    from multivac.sinks.influx import Spool
-
+def replay(
+    state: Path,
+    targets: Sequence[InfluxSettings],
+    policy: RetryPolicy,
+    console: Console,
+    files: Sequence[Path] = (),
+) -> None:
+    """Deliver every target's spool, then load `files` (any format multivac reads back)
+    into every target. Raises SinkError when some points stay spooled, IngestError at
+    the first bad line of a file (the records before it are written)."""
     spool = state / "spool"
-    if not Spool(spool).pending():
-        console.print(f"nothing to replay: the spool in {spool} is empty.", markup=False)
-        return
-    sink = InfluxSink(influx, spool, policy=policy)
+    sink = InfluxTargets(targets, spool, policy=policy)
+    loaded = 0
     try:
+        if not files and not sink.pending():
+            console.print(f"nothing to replay: the spools in {spool} are empty.", markup=False)
+            return
         delivered = sink.replay()
+        for target, count in zip(sink.targets, delivered.values(), strict=True):
+            if count or not files:
+                console.print(
+                    f"delivered {count} spooled points to {target.main.label}.", markup=False
+                )
+        for path in files:
+            loaded += _load(sink, path, loaded)
+            console.print(f"read {path}: {loaded} records in all so far.", markup=False)
     finally:
         sink.close()
-    left = len(sink.spool.pending())
-    console.print(
-        f"delivered {delivered} spooled points to InfluxDB; {left} spool files left.",
-        markup=False,
-    )
-    for message in sink.stats.messages[1:]:
+    if files:
+        console.print(f"loaded {loaded} records: {sink.note()}.", markup=False)
+    left = sink.pending()
+    if left:
+        console.print(f"{left} spool files left.", markup=False)
+    for message in sink.messages[1:]:
         console.print(f"error: {message}", markup=False)
     if sink.failure:
         raise SinkError(sink.failure)
+
+
+def _load(sink: InfluxTargets, path: Path, before: int) -> int:
+    """Write a file's records in chunks; on a bad line, write what came before it and
+    raise the IngestError saying so."""
+    from multivac.ingest import read_records
+
+    batch: list[Record] = []
+    count = 0
+    try:
+        for record in read_records(path):
+            batch.append(record)
+            if len(batch) >= CHUNK:
+                sink.write(batch)
+                count += len(batch)
+                batch = []
+    except IngestError as exc:
+        sink.write(batch)
+        count += len(batch)
+        total = before + count
+        raise IngestError(
+            f"{str(exc).rstrip('.')}; the {total} records before it were written to the "
+            "InfluxDB targets (or spooled for them)."
+        ) from None
+    sink.write(batch)
+    return count + len(batch)

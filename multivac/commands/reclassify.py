@@ -17,7 +17,7 @@ from multivac.publish import publish
 from multivac.reclassify import TestsChange
 from multivac.sinks import build_sink
 from multivac.sinks.base import Sink
-from multivac.sinks.influx import InfluxSink
+from multivac.sinks.targets import InfluxTargets
 from multivac.store import Store
 
 
@@ -76,6 +76,7 @@ def _write(
                 output=plan.output,
                 lean=plan.lean,
                 influx=plan.influx,
+                targets=plan.targets,
                 spool_dir=plan.state_dir / "spool",
                 policy=plan.policy,
                 schemas=(JOB_SCHEMA, TEST_SCHEMA),
@@ -87,7 +88,7 @@ def _write(
         finally:
             if sink is not None:
                 sink.close()
-        if isinstance(sink, InfluxSink) and sink.failure:
+        if isinstance(sink, InfluxTargets) and sink.failure:
             raise SinkError(sink.failure)
 
 
@@ -104,8 +105,7 @@ def _tests(sink: Sink | None, store: Store, tests: Sequence[TestsChange]) -> Non
     publisher = TestPublisher(store, options, Summary(), parsing=True)
     for changes in by_run.values():
         run = changes[0].run
-        publisher.publish(
-            sink,
+        result, decided = publisher.prepare(
             RunResult(
                 run,
                 tuple(store.jobs_of(run.id)),
@@ -113,5 +113,10 @@ def _tests(sink: Sink | None, store: Store, tests: Sequence[TestsChange]) -> Non
                 {},
                 fetched=False,
                 tests={change.job.id: change.tests for change in changes},
-            ),
+            )
         )
+        if sink is not None:
+            # without a format the store alone changes: the next gather writes the
+            # new points and retracts the old ones
+            publish(sink, result.records, store, tested=result.tested)
+        publisher.save(decided)

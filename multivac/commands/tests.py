@@ -112,11 +112,11 @@ def _failing(
     console: Console,
     branch: str | None = None,
 ) -> tuple[list[StoredTest], MultivacError | None]:
-    from multivac.commands.failures import _fill
+    from multivac.commands.failures import fill_store
     from multivac.store import Store
     from multivac.testresults.store import TestStore
 
-    failed = _fill(plan, github, policy, console)
+    failed = fill_store(plan, github, policy, console)
     with Store.open(plan.state_dir, github=github.api_url) as store:
         repos = plan.repos or tuple(store.repositories())
         items = list(TestStore(store).failing(repos, plan.since, plan.until, branch=branch))

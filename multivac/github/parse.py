@@ -37,6 +37,19 @@ def _conclusion(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _login(value: Any) -> str:
+    return text(value.get("login")) if isinstance(value, dict) else ""
+
+
+def _pr_number(value: Any) -> int | None:
+    """The number of the first pull request a run lists (GitHub lists none for a pull
+    request from a fork)."""
+    if not isinstance(value, list) or not value or not isinstance(value[0], dict):
+        return None
+    number = integer(value[0].get("number"), 0)
+    return number if number > 0 else None
+
+
 def run_from_json(repo: str, data: Mapping[str, Any]) -> Run:
     return Run(
         id=integer(data.get("id")),
@@ -52,6 +65,9 @@ def run_from_json(repo: str, data: Mapping[str, Any]) -> Run:
         created_at=parse_time(data.get("created_at")),
         updated_at=parse_time(data.get("updated_at")),
         html_url=text(data.get("html_url")),
+        run_started_at=parse_time(data.get("run_started_at")),
+        actor=_login(data.get("actor")),
+        pr_number=_pr_number(data.get("pull_requests")),
     )
 
 
@@ -61,6 +77,8 @@ def job_from_json(data: Mapping[str, Any]) -> Job:
             number=integer(step.get("number")),
             name=text(step.get("name")),
             conclusion=_conclusion(step.get("conclusion")),
+            started_at=parse_time(step.get("started_at")),
+            completed_at=parse_time(step.get("completed_at")),
         )
         for step in (data.get("steps") or [])
         if isinstance(step, dict)
@@ -83,6 +101,7 @@ def job_from_json(data: Mapping[str, Any]) -> Job:
         workflow=text(data.get("workflow_name")),
         branch=text(data.get("head_branch")),
         commit_sha=text(data.get("head_sha")),
+        runner_group=text(data.get("runner_group_name")),
     )
 
 

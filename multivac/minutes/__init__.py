@@ -15,6 +15,7 @@ from multivac.minutes.billing import (
 from multivac.minutes.capacity import (
     Capacity,
     CapacityBy,
+    CapacityFormat,
     CapacityReport,
     MinuteLoad,
     RunnerLoad,
@@ -38,6 +39,7 @@ __all__ = [
     "Bill",
     "Capacity",
     "CapacityBy",
+    "CapacityFormat",
     "CapacityReport",
     "GroupBy",
     "JobTimes",

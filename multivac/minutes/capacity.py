@@ -31,6 +31,14 @@ class CapacityBy(StrEnum):
     RUNNER_GROUP = "runner_group"
 
 
+class CapacityFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    #: the `runner_load` points, to InfluxDB or as line protocol on stdout
+    INFLUXDB = "influxdb"
+    LINE_PROTOCOL = "line-protocol"
+
+
 #: the name of the group jobs without a runner group (never assigned a runner) fall in
 NO_GROUP = "(none)"
 

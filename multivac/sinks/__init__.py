@@ -49,9 +49,12 @@ def build_sink(
     policy: RetryPolicy | None = None,
     notify: Notify | None = None,
     schemas: Sequence[Schema] = (JOB_SCHEMA,),
+    targets: Sequence[InfluxSettings] = (),
 ) -> Sink:
     """The sink for a format; files are closed by the given ExitStack. `schemas` names
-    the record types the output will hold (CSV writes one header for all of them)."""
+    the record types the output will hold (CSV writes one header for all of them).
+    InfluxDB writes to every one of `targets` (or to `influx` alone), each spooling
+    under `spool_dir` (see sinks/targets.py)."""
     if fmt is Format.csv:
         from multivac.sinks.csv_sink import CsvSink
 
@@ -73,11 +76,12 @@ def build_sink(
 
         return JsonLinesSink(cast(TextIO, _open(output, False, stack)))
     if fmt is Format.influxdb:
-        from multivac.sinks.influx import InfluxSink
+        from multivac.sinks.targets import InfluxTargets
 
-        if influx is None or spool_dir is None:
+        chosen = tuple(targets) or ((influx,) if influx is not None else ())
+        if not chosen or spool_dir is None:
             raise SinkError("--format influxdb needs the INFLUX_* settings and a state directory.")
-        return InfluxSink(
-            influx, spool_dir, policy=policy, notify=notify, create_bucket=create_bucket
+        return InfluxTargets(
+            chosen, spool_dir, policy=policy, notify=notify, create_bucket=create_bucket
         )
     raise SinkError(f"unknown format {fmt!r}.")  # pragma: no cover - the enum is exhaustive

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from multivac.config import InfluxSettings, redact
 from multivac.errors import SinkError
-from multivac.model import PointKey, Record, bucket_role
+from multivac.model import PointKey, Record
 from multivac.retry import Notify, Outage, OutageStop, RetryPolicy
-from multivac.sinks.lineproto import to_line
+from multivac.sinks.lineproto import to_lines
 
 CHUNK = 5000
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
@@ -76,13 +76,13 @@ class InfluxWriter:
         )
         self._api = self._client.write_api(write_options=SYNCHRONOUS)
 
-    def write(self, lines: list[str], bucket: str | None = None) -> None:
+    def write(self, lines: list[str]) -> None:
         from influxdb_client.domain.write_precision import WritePrecision
         from influxdb_client.rest import ApiException
 
         try:
             self._api.write(
-                bucket=bucket or self.settings.bucket,
+                bucket=self.settings.bucket,
                 org=self.settings.org,
                 record=lines,
                 write_precision=WritePrecision.NS,  # type: ignore[arg-type]
@@ -107,10 +107,9 @@ class InfluxWriter:
         )
         start = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=key.time_ns // 1000)
         stop = start + timedelta(microseconds=1)
-        bucket = self.settings.bucket_for(bucket_role(key.measurement))
         try:
             self._client.delete_api().delete(
-                start, stop, predicate, bucket=bucket, org=self.settings.org
+                start, stop, predicate, bucket=self.settings.bucket, org=self.settings.org
             )
         except ApiException as exc:
             raise WriteFailed(exc.status, redact(_server_message(exc.body) or exc.reason)) from None
@@ -118,24 +117,18 @@ class InfluxWriter:
             raise WriteFailed(None, redact(f"{type(exc).__name__}: {exc}")) from None
 
     def ensure_bucket(self) -> bool:
-        """Create the buckets (jobs, tests) when missing; True when one was created."""
-        created = False
-        for bucket in self.settings.buckets:
-            created = self._ensure(bucket) or created
-        return created
-
-    def _ensure(self, bucket: str) -> bool:
+        """Create the bucket when missing; True when it was created."""
         from influxdb_client.rest import ApiException
 
         try:
             api = self._client.buckets_api()
-            if api.find_bucket_by_name(bucket) is not None:
+            if api.find_bucket_by_name(self.settings.bucket) is not None:
                 return False
-            api.create_bucket(bucket_name=bucket, org=self.settings.org)
+            api.create_bucket(bucket_name=self.settings.bucket, org=self.settings.org)
             return True
         except ApiException as exc:
             raise SinkError(
-                f"cannot create InfluxDB bucket {bucket!r} "
+                f"cannot create InfluxDB bucket {self.settings.bucket!r} "
                 f"(HTTP {exc.status}): {redact(_server_message(exc.body) or str(exc.reason))}"
             ) from None
         except Exception as exc:
@@ -207,33 +200,6 @@ def _rejected(exc: WriteFailed) -> bool:
     return status is not None and 400 <= status < 500 and status not in (401, 403, 404, 429)
 
 
-def measurement_of(line: str) -> str:
-    """The measurement a line protocol line starts with (up to the first unescaped
-    comma or space), unescaped."""
-    out: list[str] = []
-    index = 0
-    while index < len(line):
-        ch = line[index]
-        if ch == "\\" and index + 1 < len(line):
-            out.append(line[index + 1])
-            index += 2
-            continue
-        if ch in ", ":
-            break
-        out.append(ch)
-        index += 1
-    return "".join(out)
-
-
-def by_bucket(lines: Iterable[str], settings: InfluxSettings) -> dict[str, list[str]]:
-    """Spooled lines grouped by the bucket their measurement goes to, in order."""
-    groups: dict[str, list[str]] = {}
-    for line in lines:
-        bucket = settings.bucket_for(bucket_role(measurement_of(line)))
-        groups.setdefault(bucket, []).append(line)
-    return groups
-
-
 def _chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
     chunk: list[str] = []
     for line in lines:
@@ -257,17 +223,19 @@ class InfluxSink:
         notify: Notify | None = None,
         create_bucket: bool = False,
         chunk_size: int = CHUNK,
+        label: str = "InfluxDB",
     ) -> None:
         policy = policy or RetryPolicy(max_wait_s=30.0)
         self.settings = settings
+        self.label = label  # "InfluxDB", or "InfluxDB NAME" for one of several targets
         self.writer = InfluxWriter(settings, timeout_s=policy.timeout_s)
         self.spool = Spool(spool_dir)
         self.stats = InfluxStats()
         self.chunk_size = chunk_size
         # the spool keeps what InfluxDB cannot take, so the wait is the policy's own
-        self.outage = Outage("InfluxDB", policy, notify=notify)
+        self.outage = Outage(label, policy, notify=notify)
         self._down = False  # once the server failed, later chunks go straight to the spool
-        self._buffers: dict[str, list[str]] = {}  # by bucket: each record type names its own
+        self._buffer: list[str] = []
         self._fatal: str | None = None
         if create_bucket:
             self.writer.ensure_bucket()
@@ -304,9 +272,7 @@ class InfluxSink:
                         key = PointKey.from_json(line)
                         self._deliver("a delete", partial(self.writer.delete, key))
                 else:
-                    # a spool file may mix buckets: each line's measurement says where
-                    for bucket, group in by_bucket(lines, self.settings).items():
-                        self._deliver("a write", partial(self.writer.write, group, bucket))
+                    self._deliver("a write", partial(self.writer.write, lines))
             except WriteFailed as exc:
                 if _rejected(exc):
                     self._set_aside(path, len(lines), exc)
@@ -324,30 +290,23 @@ class InfluxSink:
         self.spool.reject(path, f"HTTP {exc.status}: {exc.message}")
         self.stats.rejected += count
         self.stats.messages.append(
-            f"InfluxDB rejected {count} points (HTTP {exc.status}): {exc.message}; "
+            f"{self.label} rejected {count} points (HTTP {exc.status}): {exc.message}; "
             f"set aside in {self.spool.rejected}."
         )
 
     def _remember(self, exc: WriteFailed) -> None:
         where = f"HTTP {exc.status}" if exc.status else "unreachable"
         self._fatal = (
-            f"InfluxDB at {self.settings.url} did not take the points ({where}): {exc.message}"
+            f"{self.label} at {self.settings.url} did not take the points ({where}): {exc.message}"
         )
 
     def write(self, records: Iterable[Record]) -> None:
         """Buffer lines and send full chunks; close() sends the rest. A point lost from
-        the buffer by a hard kill is sent again by the next gather of the window. Each
-        record goes to the bucket of its type (`Record.BUCKET`)."""
-        for record in records:
-            line = to_line(record)
-            if not line:
-                continue
-            bucket = self.settings.bucket_for(record.BUCKET)
-            buffer = self._buffers.setdefault(bucket, [])
-            buffer.append(line)
-            if len(buffer) >= self.chunk_size:
-                self._buffers[bucket] = []
-                self._send(buffer, bucket)
+        the buffer by a hard kill is sent again by the next gather of the window."""
+        self._buffer.extend(to_lines(records))
+        while len(self._buffer) >= self.chunk_size:
+            chunk, self._buffer = self._buffer[: self.chunk_size], self._buffer[self.chunk_size :]
+            self._send(chunk)
 
     def retract(self, keys: Sequence[PointKey]) -> None:
         """Delete points that newer records supersede; what cannot be deleted now is
@@ -367,14 +326,14 @@ class InfluxSink:
             self.spool.add_retractions(left)
             self.stats.spooled_retractions += len(left)
 
-    def _send(self, lines: list[str], bucket: str) -> None:
+    def _send(self, lines: list[str]) -> None:
         for chunk in _chunks(lines, self.chunk_size):
             if self._down:
                 self.spool.add(chunk)
                 self.stats.spooled += len(chunk)
                 continue
             try:
-                self._deliver("a write", partial(self.writer.write, chunk, bucket))
+                self._deliver("a write", partial(self.writer.write, chunk))
                 self.stats.written += len(chunk)
             except WriteFailed as exc:
                 path = self.spool.add(chunk)
@@ -385,12 +344,15 @@ class InfluxSink:
                 self._down = True
                 self._remember(exc)
 
+    def flush(self) -> None:
+        """Send the buffered lines now (or spool them) instead of at close()."""
+        if self._buffer:
+            chunk, self._buffer = self._buffer, []
+            self._send(chunk)
+
     def close(self) -> None:
         try:
-            buffers, self._buffers = self._buffers, {}
-            for bucket, chunk in buffers.items():
-                if chunk:
-                    self._send(chunk, bucket)
+            self.flush()
         finally:
             self.writer.close()
 
@@ -406,7 +368,7 @@ class InfluxSink:
     def note(self, spool_dir: Path) -> str:
         """What happened to the points, for the gather summary."""
         stats = self.stats
-        line = f"{stats.written} points written to InfluxDB"
+        line = f"{stats.written} points written to {self.label}"
         if stats.spooled:
             line += f", {stats.spooled} spooled to {spool_dir}"
         if stats.rejected:

@@ -5,29 +5,27 @@ classification pass) and the JUnit artifacts it read. Here they meet what the st
 already holds for the run (jobs parsed by an earlier gather are never parsed again),
 the artifacts are merged into their jobs (the artifact wins), each job family decides
 which failures are flaky (`flaky.py`), and the records are written, each job's as a
-complete set (`publish_tests`), before the run is remembered.
+complete set (`publish(..., tested=...)`), before the run is remembered.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from multivac.model import SKIPPED, Job, Record, Run
-from multivac.publish import publish_tests
 from multivac.testresults.flaky import FamilyJob, family_statuses
 from multivac.testresults.model import TestResult
 from multivac.testresults.records import build_test_records, summarize
-from multivac.testresults.runs import JobTests
+from multivac.testresults.runs import JobTests, RunArtifacts
 
 if TYPE_CHECKING:
     from multivac.gather import GatherOptions, RunResult, Summary
-    from multivac.sinks.base import Sink
     from multivac.store import Store
     from multivac.testresults.store import StoredTests
 
-__all__ = ["TestPublisher", "job_family", "records_for"]
+__all__ = ["Decided", "TestPublisher", "job_family", "records_for"]
 
 
 def job_family(run: Run, job: Job) -> tuple[str, str]:
@@ -51,8 +49,21 @@ class _Changed:
     statuses: list[TestResult]
 
 
+@dataclass(frozen=True)
+class Decided:
+    """What a run's test results came to, kept until its records are written."""
+
+    run: Run
+    jobs: tuple[Job, ...]
+    fresh: dict[int, JobTests]  # parsed now (logs, artifacts): stored anew
+    statuses: dict[int, list[TestResult]]  # the written statuses of the run's jobs
+    kept: dict[int, list[TestResult]]  # stored jobs (this run's and others') with new statuses
+    artifacts: RunArtifacts | None
+
+
 class TestPublisher:
-    """Writes and stores each run's test results; one per gather."""
+    """Adds each run's test records to its result, and stores them once written; one
+    per gather, in the calling thread (it reads and writes the store)."""
 
     __test__ = False
 
@@ -62,13 +73,16 @@ class TestPublisher:
         self.store = store
         self.options = options
         self.summary = summary
-        self.active = parsing or bool(options.junit_artifacts)
+        # with a store, jobs parsed before keep their test points whatever the flags
+        self.active = parsing or bool(options.junit_artifacts) or store is not None
 
-    def publish(self, sink: Sink | None, result: RunResult) -> None:
-        """Merge, decide, write (unless `sink` is None: the store alone is updated, and
-        the next write of these jobs retracts what they wrote before) and store."""
+    def prepare(self, result: RunResult) -> tuple[RunResult, Decided | None]:
+        """The result with its test records (and the jobs whose sets they complete):
+        log and artifact results merged (the artifact wins), the store's results of jobs
+        parsed before, flaky decided by each job's family, and the jobs of other runs of
+        the commit whose points that changes."""
         if not self.active or result.vanished:
-            return
+            return result, None
         from multivac.testresults.store import TestStore
 
         run = result.run
@@ -84,7 +98,7 @@ class TestPublisher:
                     base = own.get(job_id, JobTests())
                     merged = base.with_artifacts(extra, found.dropped.get(job_id, 0))
                     own[job_id] = fresh[job_id] = merged
-        peers = tests.family(run) if tests is not None else []
+        peers = tests.family(run) if tests is not None and own else []
         statuses, moved = self._families(run, result.jobs, own, peers)
 
         by_job: dict[int, list[Record]] = {}
@@ -102,26 +116,34 @@ class TestPublisher:
             by_job[peer.job.id] = records_for(
                 peer.run, peer.job, peer.tests, peer.statuses, summary=self.options.test_summary
             )
-        if sink is not None:
-            publish_tests(sink, by_job, self.store)
-
         with self.summary.lock:
             tally = self.summary.tests
             for job_id, job_tests in fresh.items():
                 tally.add_job(job_tests, statuses.get(job_id, []))
             if found is not None:
                 tally.add_notes(found.notes)
-            self.summary.measurements.update(
-                record.measurement for records in by_job.values() for record in records
+        kept = {k: v for k, v in statuses.items() if k in own and k not in fresh}
+        kept.update({peer.job.id: peer.statuses for peer in moved})
+        decided = Decided(run, result.jobs, fresh, statuses, kept, found)
+        added = tuple(record for records in by_job.values() for record in records)
+        # a job of the run parsed now or before has its complete set here, none or more
+        tested = frozenset(own) & frozenset(jobs) | frozenset(p.job.id for p in moved)
+        return replace(result, records=result.records + added, tested=tested), decided
+
+    def save(self, decided: Decided | None) -> None:
+        """Store what `prepare` decided, once the records are written."""
+        if decided is None or self.store is None:
+            return
+        from multivac.testresults.store import TestStore
+
+        tests = TestStore(self.store)
+        tests.save(decided.run, decided.jobs, decided.fresh, decided.statuses)
+        if decided.kept:
+            tests.set_statuses(decided.kept)
+        if decided.artifacts is not None and self.options.junit_artifacts:
+            tests.note_artifacts(
+                decided.run.id, self.options.junit_artifacts, decided.artifacts.notes
             )
-        if tests is not None:
-            tests.save(run, result.jobs, fresh, statuses)
-            kept = {k: v for k, v in statuses.items() if k in own and k not in fresh}
-            kept.update({peer.job.id: peer.statuses for peer in moved})
-            if kept:
-                tests.set_statuses(kept)
-            if found is not None and self.options.junit_artifacts:
-                tests.note_artifacts(run.id, self.options.junit_artifacts, found.notes)
 
     @staticmethod
     def _families(
