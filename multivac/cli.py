@@ -98,8 +98,7 @@ class _TestsGroup(TyperGroup):
 
 tests_app = typer.Typer(
     cls=_TestsGroup,
-    help="Test results: `multivac tests LOG...` parses local logs (offline); `stats` and "
-    "`last-seen` list the failing tests the local store holds.",
+    help="Test results: `tests LOG...` reads local logs; `stats` and `last-seen` the store.",
     no_args_is_help=True,
     subcommand_metavar="LOG... | COMMAND [ARGS]...",
 )
@@ -1037,10 +1036,10 @@ def tests_stats(
         ),
     ] = False,
 ) -> None:
-    """List the failing tests of the window: how often each failed, its flaky share,
-    first and last seen, and the last job's link.
+    """List the failing tests of the window, most failures first.
 
-    `failures` counts the failed, hung and flaky results of the test; `flaky` how many
+    For each: how often it failed, its flaky share, first and last seen, and the last
+    job's link. `failures` counts the failed, hung and flaky results of the test; `flaky` how many
     of them were flaky. Reads the local store, gathering first whatever part of the
     window it lacks (unless --offline).
     """
@@ -1088,11 +1087,12 @@ def tests_last_seen(
     state_dir: StateDirOpt = None,
     offline: OfflineOpt = False,
 ) -> None:
-    """Per failing test, configuration, status and runner label: when it was last seen,
-    on which branch, how often, and links to the last job and its log.
+    """When each failing test was last seen, where, and how often.
 
-    The original multivac's `last_seen` report, from the local store (gathering first
-    whatever part of the window it lacks, unless --offline).
+    Per test, configuration, status and runner label: the last time seen, the branch,
+    the count, and links to the last job and its log. The original multivac's
+    `last_seen` report, from the local store (gathering first whatever part of the
+    window it lacks, unless --offline).
     """
     from multivac.commands.tests import last_seen
 
