@@ -26,7 +26,7 @@ runs is another family.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from multivac.model import SUCCEEDED
@@ -78,7 +78,3 @@ def family_statuses(family: Sequence[FamilyJob]) -> dict[int, list[TestResult]]:
             adjusted.append(result)
         out[member.job_id] = adjusted
     return out
-
-
-def statuses_by_key(results: Sequence[TestResult]) -> Mapping[Key, str]:
-    return {result.key: result.status for result in results}

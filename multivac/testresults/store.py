@@ -235,11 +235,6 @@ class TestStore:
             for peer_run, job in pairs
         ]
 
-    def parsed(self, job_ids: Iterable[int]) -> set[int]:
-        """Jobs whose tests were parsed already."""
-        rows = self.store._by_ids("SELECT job_id FROM test_jobs WHERE job_id IN ({marks})", job_ids)
-        return {row[0] for row in rows}
-
     # ------------------------------------------------------------------ points
 
     def points(self, job_ids: Iterable[int]) -> dict[int, set[PointKey]]:
