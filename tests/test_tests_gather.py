@@ -469,3 +469,29 @@ def test_artifacts_of_an_unchanged_run_are_listed_when_first_asked_for(
     assert ghserver.requests_to(r"/_signed/logs/") == []  # the logs were parsed before
     jobs = {r["job_name"] for r in rows(later.stdout) if r["measurement"] == "tests"}
     assert jobs == {"test (ubuntu)", "test (macos)"}
+
+
+def test_a_later_gather_of_only_the_passing_run_still_turns_the_failure_flaky(
+    ghserver: FakeGitHub,
+    cli: Invoke,
+    tmp_path: Path,
+    recorder: tuple[str, list[tuple[str, str, bytes]]],
+) -> None:
+    """The failed run is outside the second gather's window: the passing run alone,
+    through the store, replaces the written failure."""
+    url, calls = recorder
+    repo = ghserver.add_repo("octo/later")
+    failed_at = NOW - timedelta(days=3)
+    first = repo.add_run(created_at=failed_at, head_sha="a" * 40, conclusion="failure")
+    log = github_log(failed_at, "FAILED tests/test_net.py::test_fetch - TimeoutError")
+    first.add_job("test", conclusion="failure", steps=STEPS, log=log)
+    e = influx_env(ghserver, url, tmp_path / "s")
+    assert cli("gather", "octo/later", "--since", "4d", "-f", "influxdb", env=e).exit_code == 0
+    calls.clear()
+    again = repo.add_run(created_at=NOW - timedelta(hours=1), head_sha="a" * 40)
+    again.add_job("test", conclusion="success")
+    result = cli("gather", "octo/later", "--since", "2h", "-f", "influxdb", env=e)
+    assert result.exit_code == 0, result.stderr
+    assert [path for path, _, _ in calls].count("/api/v2/delete") == 1
+    written = b"".join(body for path, bucket, body in calls if bucket == "ci_tests")
+    assert b"status=flaky" in written and b"test_fetch" in written

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from multivac.model import SKIPPED, Job, Record, Run
+from multivac.model import SKIPPED, SUCCEEDED, Job, Record, Run
 from multivac.testresults.flaky import FamilyJob, family_statuses
 from multivac.testresults.model import TestResult
 from multivac.testresults.records import build_test_records, summarize
@@ -98,7 +98,10 @@ class TestPublisher:
                     base = own.get(job_id, JobTests())
                     merged = base.with_artifacts(extra, found.dropped.get(job_id, 0))
                     own[job_id] = fresh[job_id] = merged
-        peers = tests.family(run) if tests is not None and own else []
+        # the other runs of the commit matter when this run has results of its own, or
+        # a job that succeeded: either can make a stored failure flaky
+        succeeded = any(job.conclusion == SUCCEEDED for job in result.jobs)
+        peers = tests.family(run) if tests is not None and (own or succeeded) else []
         statuses, moved = self._families(run, result.jobs, own, peers)
 
         by_job: dict[int, list[Record]] = {}
