@@ -589,8 +589,10 @@ def plan_gather(
         steps=env.enabled(steps, "gather.steps"),
         runs=runs and pick(None, env, "gather.runs").value != "false",
         prices=price_table(prices, env),
-        junit_artifacts=junit_glob(junit_artifacts),
-        test_summary=test_summary,
+        junit_artifacts=junit_glob(
+            pick(junit_artifacts, env, "gather.junit_artifacts").value or None
+        ),
+        test_summary=env.enabled(test_summary, "gather.test_summary"),
     )
 
 
