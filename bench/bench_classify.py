@@ -13,6 +13,11 @@ process. multivac runs three times: with an empty cache (it compiles its Hypersc
 database), again (the database comes from the cache, as in everyday use), and with the RE2
 engine (what runs where Hyperscan is not installed).
 
+Then, in this process, the scan gather runs on every failed job's log,
+`multivac.classify.scan_log`, alone and with a `TestCollector` listening
+(`listeners=[collector]`: test results in the same single pass), and prints what the
+test parsers add to classification time (the budget: at most 25%).
+
 The machine may be shared: every command runs once per round, rounds interleaved, and the
 best time of each is kept (its peak memory is the largest seen).
 
@@ -30,12 +35,16 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from multivac.classify import load_catalog  # noqa: E402
+from multivac.classify import load_catalog, scan_log  # noqa: E402
+from multivac.testresults import TestCollector, load_parsers  # noqa: E402
+
+TESTS_BUDGET = 0.25  # test parsing may add at most this share to classification time
 
 REALDATA = ROOT.parent / "shared" / "realdata" / "ghalogs-pytables-run200" / "log.tar.gz"
 FAILURE = (
@@ -102,6 +111,44 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, str
     return elapsed, out, usage.ru_maxrss / 1024
 
 
+def _chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            yield chunk
+
+
+def tests_in_the_pass(log: Path, mb: float, rounds: int) -> None:
+    """Classification alone against classification with the test collector listening,
+    through the real `scan_log(listeners=...)`, interleaved rounds, best of each."""
+    catalog = load_catalog(["tarantool"])
+    parsers = load_parsers(["tarantool"])
+    best = {"alone": float("inf"), "with tests": float("inf")}
+    verdicts: dict[str, str] = {}
+    for _ in range(rounds):
+        for label in best:
+            collector = TestCollector(parsers) if label == "with tests" else None
+            began = time.perf_counter()
+            found, _context = scan_log(
+                _chunks(log), catalog, listeners=[collector] if collector else ()
+            )
+            took = time.perf_counter() - began
+            best[label] = min(best[label], took)
+            verdict = found.type if found else "-"
+            if collector is not None:
+                verdict += f", {len(collector.results())} test results"
+            verdicts[label] = verdict
+    alone, both = best["alone"], best["with tests"]
+    added = (both - alone) / alone
+    print(f"scan_log on {mb:.0f} MB (one process, as gather reads a log), best of {rounds}:")
+    for label, took in best.items():
+        print(f"  {label:<12} {took:6.2f}s {mb / took:6.0f} MB/s -> {verdicts[label]}")
+    verdict = "within" if added <= TESTS_BUDGET else "OVER"
+    print(
+        f"  test results add {100 * added:+.0f}% (ratio {both / alone:.2f}); "
+        f"{verdict} the {100 * TESTS_BUDGET:.0f}% budget"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=200)
@@ -161,6 +208,7 @@ def main() -> None:
                 line += f"  ratio {grep_time / took:.2f}  peak RSS {rss:.0f} MiB -> {verdict}"
             print(line)
         print("best time of each command; ratio = grep's time / multivac's time (>= 1.0: faster)")
+        tests_in_the_pass(log, mb, args.rounds)
     finally:
         if args.keep:
             print(f"kept {tmp}")

@@ -8,13 +8,12 @@ Two logs:
 - a test-heavy log (the real `pytest -v` fixture repeated, with distinct ids, until it
   has --test-lines lines): the worst case, where most lines are test results.
 
-For each it times (best of --repeat, in this process):
+For each it times (best of --repeat interleaved rounds, in this process):
 
-- classification alone: the scan `multivac.classify.scan_log` runs;
-- the same scan with a TestCollector listening: its patterns join the classification
-  prefilter and every candidate line also goes to `feed` - the single pass the
-  classification engine's `listeners=` gives (emulated here with the engine's own
-  scan class until that parameter lands);
+- classification alone: `multivac.classify.scan_log`, the scan gather runs on a log;
+- the same scan with a TestCollector listening (`scan_log(listeners=[collector])`): its
+  patterns join the classification prefilter and every candidate line also goes to
+  `feed`, in the one pass gather makes;
 
 and prints the added time as a share of classification's. It also prints the peak
 memory the collector allocates on the test-heavy log (tracemalloc).
@@ -30,20 +29,22 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import dataclasses  # noqa: E402
-
-import re2  # noqa: E402
 from bench_classify import REALDATA, build_log  # noqa: E402
 
 from multivac import classify  # noqa: E402
-from multivac.logstream import raw_blocks  # noqa: E402
-from multivac.testresults import TestCollector, load_parsers, parse_log_chunks  # noqa: E402
+from multivac.testresults import (  # noqa: E402
+    ParserSet,
+    TestCollector,
+    load_parsers,
+    parse_log_chunks,
+)
 
 PYTEST_FIXTURE = ROOT / "tests" / "fixtures" / "testresults" / "pytest" / "pytest-verbose.log"
 
@@ -62,66 +63,44 @@ def build_test_log(target: Path, lines: int) -> int:
     return target.stat().st_size
 
 
-def _chunks(path: Path) -> object:
+def _chunks(path: Path) -> Iterator[bytes]:
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 20):
             yield chunk
 
 
 def classify_alone(log: Path, catalog: classify.Catalog) -> str:
-    found, _context = classify.scan_log(_chunks(log), catalog)  # type: ignore[arg-type]
+    found, _context = classify.scan_log(_chunks(log), catalog)
     return found.type if found else "-"
 
 
-def combined_catalog(catalog: classify.Catalog, parsers: object) -> classify.Catalog:
-    """The catalog with the collector's patterns in its prefilter, built once as the
-    classification engine builds its own prefilter once per catalog (RE2 then keeps
-    its compiled automaton warm across logs)."""
-    patterns = TestCollector(parsers).patterns  # type: ignore[arg-type]
-    base = classify._prefilter([r for r in catalog.rules if r.source in ("log", "both")])
-    joined = b"|".join([base.pattern, *(f"(?:{p})".encode() for p in patterns)])
-    options = classify._options()
-    options.never_nl = True
-    return dataclasses.replace(catalog, _prefilter=re2.compile(joined, options))
-
-
-def classify_with_tests(log: Path, combined: classify.Catalog, parsers: object) -> str:
+def classify_with_tests(log: Path, catalog: classify.Catalog, parsers: ParserSet) -> str:
     """One pass: every prefilter candidate goes to classification and to the collector."""
-    collector = TestCollector(parsers)  # type: ignore[arg-type]
-
-    class Scan(classify._Scan):
-        def _line(self, line: str, line_no: int, block: bytes, start: int) -> None:
-            collector.feed(line, line_no)
-            super()._line(line, line_no, block, start)
-
-    scan = Scan(combined)
-    for block in raw_blocks(_chunks(log)):  # type: ignore[arg-type]
-        scan.feed(block)
-    found = scan.result((), None)
+    collector = TestCollector(parsers)
+    found, _context = classify.scan_log(_chunks(log), catalog, listeners=[collector])
     return f"{found.type if found else '-'}, {len(collector.results())} test results"
 
 
-def best(label: str, func: object, repeat: int) -> float:
-    times = []
-    result = None
-    for _ in range(repeat):
-        began = time.perf_counter()
-        result = func()  # type: ignore[operator]
-        times.append(time.perf_counter() - began)
-    print(f"  {label:<36} {min(times):7.2f}s  -> {result}")
-    return min(times)
-
-
-def compare(log: Path, catalog: classify.Catalog, parsers: object, repeat: int) -> None:
+def compare(log: Path, catalog: classify.Catalog, parsers: ParserSet, repeat: int) -> None:
+    """Both scans once per round, rounds interleaved (the machine may be shared), the
+    best time of each kept."""
     mb = log.stat().st_size / 1_000_000
     print(f"{log.name}: {mb:.0f} MB")
-    combined = combined_catalog(catalog, parsers)
-    alone = best("classification alone", lambda: classify_alone(log, catalog), repeat)
-    both = best(
-        "classification + test results",
-        lambda: classify_with_tests(log, combined, parsers),
-        repeat,
-    )
+    runs = {
+        "classification alone": lambda: classify_alone(log, catalog),
+        "classification + test results": lambda: classify_with_tests(log, catalog, parsers),
+    }
+    times: dict[str, float] = {}
+    results: dict[str, str] = {}
+    for _ in range(repeat):
+        for label, run in runs.items():
+            began = time.perf_counter()
+            results[label] = run()
+            took = time.perf_counter() - began
+            times[label] = min(times.get(label, took), took)
+    for label in runs:
+        print(f"  {label:<36} {times[label]:7.2f}s  -> {results[label]}")
+    alone, both = times["classification alone"], times["classification + test results"]
     print(
         f"  added by test parsing: {100 * (both - alone) / alone:+.0f}% (ratio {both / alone:.2f})"
     )

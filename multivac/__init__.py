@@ -20,7 +20,16 @@ if TYPE_CHECKING:
     from multivac.api import Writer, classify_log, gather_records, open_writer
     from multivac.errors import MultivacError
     from multivac.gather import Summary
-    from multivac.model import Classification, JobRecord, PointKey, Record, RunRecord, StepRecord
+    from multivac.model import (
+        Classification,
+        JobRecord,
+        PointKey,
+        Record,
+        RunRecord,
+        StepRecord,
+        TestRecord,
+        TestSummaryRecord,
+    )
 
 __all__ = [
     "Classification",
@@ -31,6 +40,8 @@ __all__ = [
     "RunRecord",
     "StepRecord",
     "Summary",
+    "TestRecord",
+    "TestSummaryRecord",
     "Writer",
     "__version__",
     "classify_log",
@@ -51,6 +62,8 @@ _HOMES = {
     "Record": "multivac.model",
     "RunRecord": "multivac.model",
     "StepRecord": "multivac.model",
+    "TestRecord": "multivac.model",
+    "TestSummaryRecord": "multivac.model",
 }
 
 

@@ -68,7 +68,7 @@ __all__ = [
 ]
 
 SOURCES = ("log", "annotation", "both")
-RESERVED_TYPES = frozenset({"successful_jobs", "cancelled"})
+RESERVED_TYPES = frozenset({"successful_jobs", "cancelled", "tests", "test_summary"})
 UNKNOWN = "unknown_failure"
 RULE_KEYS = frozenset(
     {
@@ -270,6 +270,8 @@ def _problems_in(text: str, name: str) -> tuple[list[Rule], list[str], set[str]]
     if isinstance(data, dict) and set(data) - {"rules", "tests", "version"}:
         extra = ", ".join(sorted(map(str, set(data) - {"rules", "tests", "version"})))
         return [], [f"{name}: unknown top-level keys: {extra} (expected 'rules')"], set()
+    if entries is None and isinstance(data, dict) and "tests" in data:
+        entries = []  # a file of test-result parsers only
     if not isinstance(entries, list):
         return [], [f"{name}: expected a list of rules under 'rules:'"], set()
     rules: list[Rule] = []

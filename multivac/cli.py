@@ -19,8 +19,10 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from multivac import __version__, config
+from multivac.commands.tests import LastSeenFormat
 from multivac.config import Environment, redact
 from multivac.errors import MultivacError
 from multivac.minutes.capacity import CapacityBy, CapacityFormat
@@ -82,7 +84,26 @@ config_app = typer.Typer(
     no_args_is_help=True,
 )
 logs_app = typer.Typer(help="Failed jobs' logs kept in the local archive.", no_args_is_help=True)
+
+
+class _TestsGroup(TyperGroup):
+    """`multivac tests LOG...` parses logs (the `parse` command); `tests stats` and
+    `tests last-seen` read the store. Anything but a command name starts `parse`."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["parse", *args]
+        return super().parse_args(ctx, args)
+
+
+tests_app = typer.Typer(
+    cls=_TestsGroup,
+    help="Test results: `tests LOG...` reads local logs; `stats` and `last-seen` the store.",
+    no_args_is_help=True,
+    subcommand_metavar="LOG... | COMMAND [ARGS]...",
+)
 app.add_typer(logs_app, name="logs")
+app.add_typer(tests_app, name="tests")
 app.add_typer(config_app, name="config")
 app.add_typer(rules_app, name="rules")
 app.add_typer(failures_app, name="failures")
@@ -369,13 +390,34 @@ def gather(
             show_default=False,
         ),
     ] = None,
+    junit_artifacts: Annotated[
+        str | None,
+        typer.Option(
+            "--junit-artifacts",
+            metavar="GLOB",
+            help="Also read JUnit XML reports from the runs' artifacts whose name matches "
+            "(like 'junit-*'): the only test results of jobs that succeeded, whose logs "
+            "are not downloaded. Each artifact is read once.",
+            show_default=False,
+        ),
+    ] = None,
+    test_summary: Annotated[
+        bool,
+        typer.Option(
+            "--test-summary",
+            help="Also write a test_summary point per job with test results: counts of "
+            "passed, failed, skipped, hung and flaky tests.",
+        ),
+    ] = False,
     state_dir: StateDirOpt = None,
 ) -> None:
     """Gather every job attempt of every completed workflow run created in the window.
 
     Writes one record per job attempt (skipped jobs are left out): measurement = the job's
     outcome or failure type, tags, queued_s, in_progress_s and its billable minutes and
-    cost; a 'runs' record per run attempt; with --steps, a 'steps' record per step. Data
+    cost; a 'runs' record per run attempt; with --steps, a 'steps' record per step; a
+    'tests' record per failed, hung or flaky test of the failed jobs' logs (and JUnit
+    artifacts). Data
     goes to stdout or --output, messages and the summary to stderr.
     """
     from multivac.commands.gather import gather as run_gather
@@ -402,6 +444,8 @@ def gather(
             max_wait=max_wait,
             state=state_dir,
             log_archive_mb=log_archive_mb,
+            junit_artifacts=junit_artifacts,
+            test_summary=test_summary,
             steps=steps,
             runs=runs,
             prices=price_table,
@@ -596,7 +640,11 @@ def rules_list(rules: RulesOpt = None) -> None:
 def rules_check(
     files: Annotated[list[Path], typer.Argument(metavar="FILE", help="Rule files to validate.")],
 ) -> None:
-    """Validate rule files: names each bad entry and why, exit 2 when any is bad."""
+    """Validate rule files: names each bad entry and why, exit 2 when any is bad.
+
+    Checks the failure rules (`rules:`) and the test-result parsers (`tests:`), each
+    against its own matching and near-miss examples.
+    """
     from multivac.commands import local
 
     with handled():
@@ -826,8 +874,9 @@ def report(
 
     Failures by type over time, top failing jobs with evidence, queue time percentiles
     and queue depth by runner label, usage by label over time, cost by failure type,
-    slowest and flaky jobs. The page needs no network to view. Whatever part of the
-    window the store lacks is gathered first (unless --offline).
+    slowest and flaky jobs, top failing and flaky tests. The page needs no network to
+    view. Whatever part of the window the store lacks is gathered first (unless
+    --offline).
     """
     from multivac.commands import failures
 
@@ -1051,6 +1100,143 @@ def reclassify(
             dry_run=dry_run,
         )
         run_reclassify(plan, err)
+
+
+# ---------------------------------------------------------------------------- tests
+
+
+@tests_app.command("parse")
+def tests_parse(
+    logs: Annotated[
+        list[Path],
+        typer.Argument(metavar="LOG", help="Log files (downloaded, or copied from the web UI)."),
+    ],
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON array of {path, framework, test, configuration, status, "
+            "line_number, message}.",
+        ),
+    ] = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Also list the tests that passed.")
+    ] = False,
+    rules: RulesOpt = None,
+) -> None:
+    """Print the test results found in local log files (`multivac tests LOG...`).
+
+    Works offline. Per file: each failed, hung, flaky or skipped test (passed ones with
+    --all), its framework, configuration, log line and message. `--rules tarantool` adds
+    tarantool's test-run format; a rules file may add its own `tests:` parsers.
+    """
+    from multivac.commands.tests import parse_logs
+
+    with handled():
+        sources = config.rule_sources(rules, Environment())
+        code = parse_logs(logs, sources, as_json, show_all, err)
+        if code:
+            raise typer.Exit(code)
+
+
+@tests_app.command("stats")
+def tests_stats(
+    repos: RepoArg = None,
+    since: FailSinceOpt = None,
+    until: UntilOpt = None,
+    rules: RulesOpt = None,
+    state_dir: StateDirOpt = None,
+    offline: OfflineOpt = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print a JSON array of {test, framework, failures, flaky, first_seen, "
+            "last_seen, last_url}.",
+        ),
+    ] = False,
+) -> None:
+    """List the failing tests of the window, most failures first.
+
+    For each: how often it failed, its flaky share, first and last seen, and the last
+    job's link. `failures` counts the failed, hung and flaky results of the test; `flaky` how many
+    of them were flaky. Reads the local store, gathering first whatever part of the
+    window it lacks (unless --offline).
+    """
+    from multivac.commands.tests import stats
+
+    with handled():
+        plan, github, policy = _store_command(repos, since, until, rules, state_dir, offline)
+        stats(plan, github, policy, err, as_json=as_json)
+
+
+@tests_app.command("last-seen")
+def tests_last_seen(
+    repos: RepoArg = None,
+    branch: Annotated[
+        str | None,
+        typer.Option(
+            "--branch", metavar="BRANCH", help="Only runs of this branch.", show_default=False
+        ),
+    ] = None,
+    fmt: Annotated[
+        LastSeenFormat,
+        typer.Option("--format", "-f", case_sensitive=False, help="csv, or a self-contained page."),
+    ] = LastSeenFormat.csv,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write to this file instead of stdout.",
+            show_default=False,
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="DURATION|DATE",
+            help="Start of the window (default 30d).",
+            show_default=False,
+        ),
+    ] = None,
+    until: UntilOpt = None,
+    rules: RulesOpt = None,
+    state_dir: StateDirOpt = None,
+    offline: OfflineOpt = False,
+) -> None:
+    """When each failing test was last seen, where, and how often.
+
+    Per test, configuration, status and runner label: the last time seen, the branch,
+    the count, and links to the last job and its log. The original multivac's
+    `last_seen` report, from the local store (gathering first whatever part of the
+    window it lacks, unless --offline).
+    """
+    from multivac.commands.tests import last_seen
+
+    with handled():
+        env = Environment()
+        plan = config.plan_store(
+            env,
+            repos=repos,
+            since=since,
+            until=until,
+            rules=rules,
+            state=state_dir,
+            offline=offline,
+            default_since="30d",
+        )
+        last_seen(
+            plan,
+            config.github_settings(env),
+            config.retry_policy(env),
+            err,
+            branch=branch,
+            fmt=fmt,
+            output=output,
+        )
 
 
 # ---------------------------------------------------------------------------- check

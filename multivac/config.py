@@ -503,6 +503,8 @@ class GatherPlan:
     concurrency: int = 4
     targets: tuple[InfluxSettings, ...] = ()  # every InfluxDB target (--format influxdb)
     log_archive_mb: int = 2048
+    junit_artifacts: str | None = None
+    test_summary: bool = False
     steps: bool = False
     runs: bool = True
     prices: PriceTable | None = None  # None: the packaged price table
@@ -536,6 +538,8 @@ def plan_gather(
     max_wait: str | None = None,
     state: Path | None = None,
     log_archive_mb: int | None = None,
+    junit_artifacts: str | None = None,
+    test_summary: bool = False,
     steps: bool = False,
     runs: bool = True,
     prices: Path | None = None,
@@ -585,7 +589,22 @@ def plan_gather(
         steps=env.enabled(steps, "gather.steps"),
         runs=runs and pick(None, env, "gather.runs").value != "false",
         prices=price_table(prices, env),
+        junit_artifacts=junit_glob(
+            pick(junit_artifacts, env, "gather.junit_artifacts").value or None
+        ),
+        test_summary=env.enabled(test_summary, "gather.test_summary"),
     )
+
+
+def junit_glob(text: str | None) -> str | None:
+    """`--junit-artifacts GLOB`: a pattern over artifact names (`*` for all)."""
+    if text is None:
+        return None
+    if not text.strip() or any(ch in text for ch in "\r\n\x00"):
+        raise ConfigError(
+            f"--junit-artifacts {text!r} must be a glob over artifact names, like 'junit-*'."
+        )
+    return text.strip()
 
 
 def _format(env: Environment, flag: Format | None) -> Format:

@@ -82,6 +82,8 @@ SCHEMA = Table(
                 "log_archive_mb": Key("int", "MULTIVAC_LOG_ARCHIVE_MB"),
                 "steps": Key("bool"),
                 "runs": Key("bool"),
+                "junit_artifacts": Key("str"),
+                "test_summary": Key("bool"),
             }
         ),
         "retry": Table(
@@ -550,6 +552,10 @@ log_archive_mb = 2048
 steps = false
 # one `runs` point per run attempt (false: --no-runs)
 runs = true
+# read test results from the JUnit XML in run artifacts whose name matches (--junit-artifacts)
+# junit_artifacts = "test-results*"
+# a `test_summary` point per job with passed/failed/skipped/hung counts (--test-summary)
+test_summary = false
 
 [retry]
 # how long to wait out a GitHub outage or rate limit before stopping (--max-wait)

@@ -50,6 +50,10 @@ SETTINGS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("gather.logs", ("gather.logs",), "true"),
     ("gather.concurrency", ("gather.concurrency",), "4"),
     ("gather.create_bucket", ("gather.create_bucket",), "false"),
+    ("gather.steps", ("gather.steps",), "false"),
+    ("gather.runs", ("gather.runs",), "true"),
+    ("gather.junit_artifacts", ("gather.junit_artifacts",), ""),
+    ("gather.test_summary", ("gather.test_summary",), "false"),
     ("retry.max_wait", ("retry.max_wait",), "15m"),
 )
 

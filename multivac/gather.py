@@ -12,7 +12,7 @@ import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -37,12 +37,15 @@ from multivac.model import (
 )
 from multivac.publish import publish
 from multivac.sinks.base import Sink
+from multivac.testresults.runs import JobTests, RunArtifacts, TestTally
 
 if TYPE_CHECKING:
     from multivac.archive import LogArchive
     from multivac.classify import Catalog
     from multivac.minutes.billing import PriceTable
     from multivac.store import KnownRun, Store
+    from multivac.testresults.artifacts import ArtifactRef
+    from multivac.testresults.parsers import ParserSet
 
 T = TypeVar("T")
 
@@ -75,6 +78,16 @@ class Source(Protocol):
 
     def annotations(self, repo: str, job_id: int) -> list[str]: ...
 
+    def artifacts(self, repo: str, run_id: int) -> list[ArtifactRef]:
+        """A run's artifacts (for `--junit-artifacts`)."""
+        ...
+
+    def read_artifact(
+        self, repo: str, artifact_id: int, consume: Callable[[Iterator[bytes]], T]
+    ) -> T | None:
+        """`consume` over an artifact's zip; None when it expired or is gone."""
+        ...
+
 
 @dataclass(frozen=True)
 class GatherOptions:
@@ -88,6 +101,8 @@ class GatherOptions:
     lean: bool = False
     concurrency: int = 4
     fetch_logs: bool = True
+    junit_artifacts: str | None = None  # a glob over artifact names (opt-in)
+    test_summary: bool = False  # a test_summary point per job with test results
     #: also write a `steps` point per completed step of each written job
     steps: bool = False
     #: also write a `runs` point per run attempt
@@ -114,6 +129,7 @@ class Summary:
     unknown_labels: Counter[str] = field(default_factory=Counter)
     anomalies: Anomalies = field(default_factory=Anomalies)
     odd_conclusions: Counter[str] = field(default_factory=Counter)
+    tests: TestTally = field(default_factory=TestTally)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -130,10 +146,19 @@ class RunResult:
     pending: dict[int, str] = field(default_factory=dict)  # job id -> why its log is unread
     vanished: bool = False
     fetched: bool = True  # False when it came from the store unchanged
+    tests: dict[int, JobTests] = field(default_factory=dict)  # from logs read now
+    artifacts: RunArtifacts | None = None  # None: not listed this time
+    #: jobs whose test records in `records` are their complete set: a test point such a
+    #: job wrote before and no longer has is retracted (`publish`)
+    tested: frozenset[int] = frozenset()
 
 
 class _Pending(Exception):
     """Internal: this job's log could not be read now."""
+
+
+# what one read of a job's log gives: classification, context, test results (if parsed)
+_LogRead = tuple[Classification | None, str, JobTests | None]
 
 
 class Gatherer:
@@ -149,8 +174,10 @@ class Gatherer:
         progress: Callable[[int], None] | None = None,
         on_total: Callable[[int], None] | None = None,
         store: Store | None = None,
+        parsers: ParserSet | None = None,
     ) -> None:
         self.store = store
+        self.parsers = parsers  # None: no test results from logs
         self.source = source
         self.options = options
         self.catalog = catalog
@@ -173,26 +200,32 @@ class Gatherer:
             return None
         return classify.classify_annotations(messages, self.catalog)
 
-    def _from_log(self, repo: str, job: Job) -> tuple[Classification | None, str] | None:
-        """(classification, context) from the job's log; None when the log is gone.
-        Raises _Pending when it cannot be read now."""
+    def _from_log(self, repo: str, job: Job) -> _LogRead | None:
+        """(classification, context, test results) from the job's log, in one pass;
+        None when the log is gone. Raises _Pending when it cannot be read now."""
         from multivac import classify
+        from multivac.testresults.collector import TestCollector
 
         assert self.catalog is not None
         catalog = self.catalog
         failed = job.failed_step
-
+        parsers = self.parsers
         archive = self.archive
 
-        def scan(chunks: Iterator[bytes]) -> tuple[Classification | None, str]:
+        def scan(chunks: Iterator[bytes]) -> _LogRead:
+            # everything per read: a download that breaks off is read again from the top
             if archive is not None:
                 chunks = archive.tee(job.id, chunks)  # kept in the same pass
-            return classify.scan_log(
+            collector = TestCollector(parsers) if parsers is not None else None
+            found, context = classify.scan_log(
                 chunks,
                 catalog,
                 steps=[step.name for step in job.steps],
                 failed_step_number=failed.number if failed else None,
+                listeners=[collector] if collector is not None else (),
             )
+            tests = JobTests.from_collector(collector) if collector is not None else None
+            return found, context, tests
 
         try:
             return self.source.read_log(repo, job.id, scan)
@@ -204,29 +237,30 @@ class Gatherer:
             self.notify(f"job {job.id}: {exc}")
             return None
 
-    def _classify(self, repo: str, job: Job) -> Classification | None:
-        """Why a failed or cancelled job ended; a placeholder when nothing tells."""
+    def _classify(self, repo: str, job: Job) -> tuple[Classification | None, JobTests | None]:
+        """Why a failed or cancelled job ended (a placeholder when nothing tells), and
+        the test results its log showed when it was read."""
         if self.catalog is None or not self.options.fetch_logs:
-            return None
+            return None, None
         if job.conclusion == JOB_CANCELLED:
             # a job past timeout-minutes is reported cancelled: only annotations tell
             cause = self._from_annotations(repo, job)
-            return cause or Classification(CANCELLED, "", None, None, "")
+            return cause or Classification(CANCELLED, "", None, None, ""), None
         if job.conclusion not in FAILED_CONCLUSIONS:
-            return None
+            return None, None
         read = self._from_log(repo, job)
-        found, context = read if read is not None else (None, "")
+        found, context, tests = read if read is not None else (None, "", None)
         if found is None:
             found = self._from_annotations(repo, job)
         if found is not None:
-            return found
+            return found, tests
         failed = job.failed_step
         step = failed.name if failed else None
         if read is None:
             with self.summary.lock:
                 self.summary.logs_unavailable += 1
-            return Classification(LOG_UNAVAILABLE, LOG_UNAVAILABLE, step, None, "")
-        return Classification(UNKNOWN_FAILURE, "", step, None, "", context)
+            return Classification(LOG_UNAVAILABLE, LOG_UNAVAILABLE, step, None, ""), None
+        return Classification(UNKNOWN_FAILURE, "", step, None, "", context), tests
 
     # ------------------------------------------------------------------ one run
 
@@ -235,18 +269,51 @@ class Gatherer:
         run: Run,
         previous: dict[int, Classification] | None = None,
         known: KnownRun | None = None,
+        artifacts_read: frozenset[int] | None = None,
     ) -> RunResult:
         """Fetch a run's jobs (and the logs of failures `previous` does not classify) and
         build its records. A `known` run is unchanged on GitHub: only its pending jobs'
-        logs are read again. Runs in a worker thread: no store access here."""
+        logs are read again. With `artifacts_read` (the ids read before), its matching
+        artifacts are listed and the new ones read. Runs in a worker thread: no store
+        access here."""
         if known is not None:
-            return self.build(run, known.jobs, known.classifications, fetched=True)
-        jobs = self.source.jobs(run.repository, run.id)
-        if jobs is None:
+            result = self.build(run, known.jobs, known.classifications, fetched=True)
+        else:
+            jobs = self.source.jobs(run.repository, run.id)
+            if jobs is None:
+                with self.summary.lock:
+                    self.summary.vanished_runs += 1
+                return RunResult(run, (), (), {}, vanished=True)
+            result = self.build(run, jobs, previous or {}, fetched=True)
+        if artifacts_read is not None and self.options.junit_artifacts:
+            found = self._artifacts(run, result.jobs, artifacts_read)
+            if found is not None:
+                result = replace(result, artifacts=found)
+        return result
+
+    def _artifacts(
+        self, run: Run, jobs: tuple[Job, ...], read: frozenset[int]
+    ) -> RunArtifacts | None:
+        """The run's new JUnit artifacts; None when they cannot be listed or read now
+        (the next gather tries again)."""
+        from multivac.testresults.runs import read_run_artifacts
+
+        assert self.options.junit_artifacts is not None
+        try:
+            return read_run_artifacts(
+                self.source,
+                run.repository,
+                run.id,
+                jobs,
+                self.options.junit_artifacts,
+                known=read,
+                notify=self.notify,
+            )
+        except (GitHubError, LogPending) as exc:
+            self.notify(f"run {run.id}: artifacts not read: {exc}")
             with self.summary.lock:
-                self.summary.vanished_runs += 1
-            return RunResult(run, (), (), {}, vanished=True)
-        return self.build(run, jobs, previous or {}, fetched=True)
+                self.summary.tests.runs_without_artifacts += 1
+            return None
 
     def build(
         self,
@@ -267,6 +334,7 @@ class Gatherer:
         flaky = flaky_job_ids(jobs)
         records: list[Record] = []
         classifications: dict[int, Classification] = {}
+        tests: dict[int, JobTests] = {}
         pending: dict[int, str] = {}
         anomalies = Anomalies()
         skipped = unfinished = 0
@@ -282,10 +350,12 @@ class Gatherer:
             classification: Classification | None = previous.get(job.id)
             if classification is None and fetched:
                 try:
-                    classification = self._classify(run.repository, job)
+                    classification, found = self._classify(run.repository, job)
                 except _Pending as exc:
                     pending[job.id] = str(exc)
                     continue
+                if found is not None:
+                    tests[job.id] = found
             if classification is not None:
                 classifications[job.id] = classification
             record = build_record(
@@ -319,7 +389,13 @@ class Gatherer:
             self.summary.odd_conclusions.update(odd)
             self.summary.unknown_labels.update(unknown)
         return RunResult(
-            run, tuple(jobs), tuple(records), classifications, pending, fetched=fetched
+            run,
+            tuple(jobs),
+            tuple(records),
+            classifications,
+            pending,
+            fetched=fetched,
+            tests=tests,
         )
 
     # ------------------------------------------------------------------ all runs
@@ -353,17 +429,18 @@ class Gatherer:
                     known = store.known_run(run) if store is not None else None
                     if known is not None and self.options.steps and _lacks_step_times(known):
                         known = None  # stored before steps had times: fetch its jobs again
-                    if known is not None and not known.pending:
+                    read = self._artifacts_to_skip(run, known)
+                    if known is not None and not known.pending and read is None:
                         done: Future[RunResult] = Future()
                         done.set_result(
                             self.build(run, known.jobs, known.classifications, fetched=False)
                         )
                         pending.append(done)
                     elif known is not None:
-                        pending.append(pool.submit(self.process_run, run, None, known))
+                        pending.append(pool.submit(self.process_run, run, None, known, read))
                     else:
                         previous = store.classifications_of(run.id) if store is not None else {}
-                        pending.append(pool.submit(self.process_run, run, previous))
+                        pending.append(pool.submit(self.process_run, run, previous, None, read))
                     self.on_total(1)
                     while len(pending) >= width * 2:
                         yield pending.popleft().result()
@@ -373,11 +450,34 @@ class Gatherer:
                 for future in pending:
                     future.cancel()
 
+    def _artifacts_to_skip(self, run: Run, known: KnownRun | None) -> frozenset[int] | None:
+        """The artifacts of a run read before, when its artifacts are to be listed now;
+        None when they are not (no --junit-artifacts, or an unchanged run listed
+        before with the same pattern)."""
+        pattern = self.options.junit_artifacts
+        if not pattern:
+            return None
+        if self.store is None:
+            return frozenset()
+        from multivac.testresults.store import TestStore
+
+        tests = TestStore(self.store)
+        if known is not None and not known.pending and tests.listed(run.id, pattern):
+            return None
+        return tests.artifacts_read(run.id)
+
     def stream(self) -> Iterator[RunResult]:
         """Each run's result, for the caller to write before asking for the next; the
         run is remembered in the store only then, so a run whose records were not
-        written (an error, a consumer that stopped) is fetched and written again."""
-        for result in self.results():
+        written (an error, a consumer that stopped) is fetched and written again.
+
+        The test records join each result here, in the calling thread: they need the
+        store (jobs parsed before, the other runs of the commit)."""
+        from multivac.testresults.gathered import TestPublisher
+
+        tests = TestPublisher(self.store, self.options, self.summary, self.parsers is not None)
+        for fetched in self.results():
+            result, decided = tests.prepare(fetched)
             yield result
             with self.summary.lock:
                 for record in result.records:
@@ -385,6 +485,7 @@ class Gatherer:
                         self.summary.measurements[record.measurement] += 1
                     else:
                         self.summary.points[record.measurement] += 1
+            tests.save(decided)  # before the run: a run stored is never parsed again
             if self.store is not None and result.fetched and not result.vanished:
                 self.store.save_run(result.run, result.jobs, result.classifications, result.pending)
             if not result.fetched:
@@ -396,7 +497,7 @@ class Gatherer:
         """Write each run's records, then remember the run: a kill between the two only
         means the run is fetched and written again (points are idempotent)."""
         for result in self.stream():
-            publish(sink, result.records, self.store)
+            publish(sink, result.records, self.store, tested=result.tested)
         return self.summary
 
 

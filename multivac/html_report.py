@@ -19,6 +19,7 @@ from multivac.queries import Outcome, failure_stats
 
 if TYPE_CHECKING:
     from multivac.minutes import PriceTable
+    from multivac.testresults.store import StoredTest
 
 PALETTE = (
     "#d62728", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2",
@@ -288,6 +289,50 @@ def _types_table(items: list[Outcome]) -> str:
     )
 
 
+def _test_cell(repository: str, test: str, framework: str) -> str:
+    return f"{esc(test)}<br><span class=muted>{esc(framework)} · {esc(repository)}</span>"
+
+
+def _top_tests(tests: Sequence[StoredTest]) -> str:
+    from multivac.testresults.reports import count_failing
+
+    counts = count_failing(tests)
+    if not counts:
+        return '<p class="muted">No failing tests in this window.</p>'
+    rows = "".join(
+        f"<tr><td>{_test_cell(c.repository, c.test, c.framework)}</td>"
+        f"<td class=num>{c.failures}</td><td class=num>{100 * c.flaky_share:.0f}%</td>"
+        f"<td>{esc(c.last_seen.strftime('%Y-%m-%d %H:%M') if c.last_seen else '?')}</td>"
+        f"<td>{link(c.last_url, 'last failure')}<br><code>{esc(c.last_message)}</code></td></tr>"
+        for c in counts[:25]
+    )
+    return (
+        "<table><tr><th>test</th><th class=num>failures</th><th class=num>flaky</th>"
+        f"<th>last seen</th><th>latest message</th></tr>{rows}</table>"
+    )
+
+
+def _flaky_tests(tests: Sequence[StoredTest]) -> str:
+    from multivac.testresults.reports import count_failing
+
+    flaky = sorted(
+        (c for c in count_failing(tests) if c.flaky),
+        key=lambda c: (-c.flaky, -c.failures, c.test),
+    )
+    if not flaky:
+        return '<p class="muted">No flaky tests in this window.</p>'
+    rows = "".join(
+        f"<tr><td>{_test_cell(c.repository, c.test, c.framework)}</td>"
+        f"<td class=num>{c.flaky}</td><td class=num>{c.failures}</td>"
+        f"<td>{link(c.last_url, 'last seen')}</td></tr>"
+        for c in flaky[:50]
+    )
+    return (
+        "<table><tr><th>test</th><th class=num>flaky</th><th class=num>failures</th>"
+        f"<th>job</th></tr>{rows}</table>"
+    )
+
+
 # ---------------------------------------------------------------------------- minutes
 
 
@@ -488,9 +533,10 @@ def render(
     since: datetime,
     until: datetime,
     prices: PriceTable | None = None,
+    tests: Sequence[StoredTest] = (),
 ) -> str:
-    """The whole page for the job attempts of a window; minutes are priced with `prices`
-    (default: the packaged price table)."""
+    """The whole page for the job attempts of a window and their failing tests; minutes
+    are priced with `prices` (default: the packaged price table)."""
     items = list(items)
     prices = prices or packaged_prices()
     jobs = _minutes_of(items)
@@ -517,6 +563,8 @@ def render(
         ("Cost by failure type", _failure_cost(jobs, prices)),
         ("Slowest jobs", _slowest(items)),
         ("Flaky jobs", _flaky(items)),
+        ("Top failing tests", _top_tests(tests)),
+        ("Flaky tests", _flaky_tests(tests)),
         ("Failure types", _types_table(items)),
     )
     body = "".join(f"<h2>{esc(name)}</h2>{content}" for name, content in sections)

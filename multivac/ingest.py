@@ -52,6 +52,8 @@ from multivac.model import (
     LOAD_SCHEMA,
     RUN_SCHEMA,
     STEP_SCHEMA,
+    TEST_SCHEMA,
+    TEST_SUMMARY_SCHEMA,
     Record,
     record_type,
     table_columns,
@@ -375,6 +377,8 @@ def _int_when_digits(text: str) -> FieldValue:
 _NUMERIC_FIELDS: dict[str, Callable[[str], FieldValue]] = {
     **dict.fromkeys(("queued_s", "in_progress_s", "runner_min", "cost_usd", "duration_s"), _float),
     **dict.fromkeys(("billable_min", "jobs", "failed_jobs", "pr_number", "queued", "running"), int),
+    # the test_summary counts
+    **dict.fromkeys(("passed", "failed", "skipped", "hung", "flaky_tests", "dropped"), int),
 }
 
 
@@ -385,8 +389,8 @@ def _layout(schemas: tuple[RecordSchema, ...], lean: bool) -> Schema:
     tags = tuple(key for key in columns if key in tag_keys)
     fields = tuple(key for key in columns if key not in tag_keys)
     types = {key: convert for key, convert in _NUMERIC_FIELDS.items() if key in fields}
-    if lean:
-        types.update({key: _int_when_digits for key in _INT_LEAN_KEYS})
+    # ids written as fields (--lean-tags, and always on test records) are integers
+    types.update({key: _int_when_digits for key in _INT_LEAN_KEYS if key in fields})
     kinds = {} if len(schemas) == 1 else {s.kind: _layout((s,), lean) for s in schemas}
     return Schema(tags, fields, types, kinds)
 
@@ -401,6 +405,14 @@ _COMBINATIONS: tuple[tuple[RecordSchema, ...], ...] = (
     (STEP_SCHEMA,),
     (RUN_SCHEMA,),
     (LOAD_SCHEMA,),
+    (TEST_SCHEMA,),
+    (TEST_SUMMARY_SCHEMA,),
+)
+#: a gather's table also holds its test records (and --test-summary's)
+_COMBINATIONS += tuple(
+    (*jobs, TEST_SCHEMA, *summary)
+    for jobs in _COMBINATIONS[:4]
+    for summary in ((), (TEST_SUMMARY_SCHEMA,))
 )
 #: the flat layouts multivac writes
 SCHEMAS: list[Schema] = [

@@ -250,6 +250,61 @@ RUN_SCHEMA = Schema("run", RUN_TAG_KEYS, RUN_FIELD_KEYS)
 #: `runner_group` instead of `runner_label` when capacity is counted by runner group
 LOAD_SCHEMA = Schema("runner_load", ("runner_label", "runner_group"), ("queued", "running"))
 
+# test results (docs/tests.md): the ids are fields from the start, one series per test
+TEST_MEASUREMENT = "tests"
+TEST_SUMMARY_MEASUREMENT = "test_summary"
+TEST_TAG_KEYS: tuple[str, ...] = (
+    "repository",
+    "workflow",
+    "job_name",
+    "branch",
+    "platform",
+    "runner_label",
+    "framework",
+    "status",
+    "test",
+    "configuration",
+)
+TEST_FIELD_KEYS: tuple[str, ...] = (
+    "job_id",
+    "run_id",
+    "run_attempt",
+    "commit_sha",
+    "duration_s",
+    "message",
+    "html_url",
+)
+TEST_SCHEMA = Schema("test", TEST_TAG_KEYS, TEST_FIELD_KEYS)
+TEST_SUMMARY_SCHEMA = Schema(
+    "test_summary",
+    ("repository", "workflow", "job_name", "branch", "platform", "runner_label"),
+    (
+        "passed",
+        "failed",
+        "skipped",
+        "hung",
+        "flaky_tests",  # not `flaky`: that is the job record's tag, in the same CSV header
+        "dropped",
+        "job_id",
+        "run_id",
+        "run_attempt",
+        "commit_sha",
+        "html_url",
+    ),
+)
+
+#: where a record goes in InfluxDB: the job bucket, or the tests bucket
+#: (`INFLUX_TESTS_BUCKET`, default the job bucket). Each record type names its role.
+JOBS_BUCKET = "jobs"
+TESTS_BUCKET = "tests"
+_TEST_MEASUREMENTS = frozenset({TEST_MEASUREMENT, TEST_SUMMARY_MEASUREMENT})
+
+
+def bucket_role(measurement: str) -> str:
+    """The bucket role of a point known only by its measurement (a spooled line, a key
+    to delete); the measurements of test records are reserved for them."""
+    return TESTS_BUCKET if measurement in _TEST_MEASUREMENTS else JOBS_BUCKET
+
 
 def table_columns(schemas: Sequence[Schema], lean: bool) -> list[str]:
     """The header of a table holding records of these types: time, measurement, then
@@ -276,6 +331,7 @@ class Record:
     job_id: int = 0  # the job it describes (0: none); keys the store, never written as such
 
     SCHEMA: ClassVar[Schema]
+    BUCKET: ClassVar[str] = JOBS_BUCKET  # the bucket role (see `bucket_role`)
 
     @property
     def key(self) -> PointKey:
@@ -363,12 +419,33 @@ class QueueRecord(Record):
         )
 
 
+@dataclass(frozen=True)
+class TestRecord(Record):
+    """One failed, hung or flaky test of one job (measurement `tests`). Passing tests
+    are never points: the `test` tag is already the expensive one."""
+
+    __test__ = False  # not a pytest test class, whatever its name says
+    SCHEMA: ClassVar[Schema] = TEST_SCHEMA
+    BUCKET: ClassVar[str] = TESTS_BUCKET
+
+
+@dataclass(frozen=True)
+class TestSummaryRecord(Record):
+    """One job's test counts (measurement `test_summary`, with `--test-summary`)."""
+
+    __test__ = False
+    SCHEMA: ClassVar[Schema] = TEST_SUMMARY_SCHEMA
+    BUCKET: ClassVar[str] = TESTS_BUCKET
+
+
 #: the record types with a fixed measurement
 _FIXED: dict[str, type[Record]] = {
     STEPS: StepRecord,
     RUNS: RunRecord,
     RUNNER_LOAD: LoadRecord,
     QUEUE: QueueRecord,
+    TEST_MEASUREMENT: TestRecord,
+    TEST_SUMMARY_MEASUREMENT: TestSummaryRecord,
 }
 
 

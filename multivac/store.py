@@ -113,6 +113,58 @@ CREATE TABLE IF NOT EXISTS coverage (
     until TEXT NOT NULL,
     gathered_at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS runs_by_commit ON runs (repository, commit_sha);
+-- test results (multivac.testresults.store reads and writes them)
+CREATE TABLE IF NOT EXISTS test_results (
+    job_id INTEGER NOT NULL,
+    framework TEXT NOT NULL,
+    test TEXT NOT NULL,
+    configuration TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL,
+    own_status TEXT NOT NULL,
+    suite TEXT,
+    line_number INTEGER,
+    duration_s REAL,
+    message TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL DEFAULT 'log',
+    created_at TEXT,
+    PRIMARY KEY (job_id, framework, test, configuration)
+);
+CREATE INDEX IF NOT EXISTS test_results_by_test ON test_results (test, created_at);
+CREATE INDEX IF NOT EXISTS test_results_by_time ON test_results (created_at);
+CREATE TABLE IF NOT EXISTS test_jobs (
+    job_id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    passed INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    skipped INTEGER NOT NULL DEFAULT 0,
+    hung INTEGER NOT NULL DEFAULT 0,
+    flaky INTEGER NOT NULL DEFAULT 0,
+    dropped INTEGER NOT NULL DEFAULT 0,
+    sources TEXT NOT NULL DEFAULT '',
+    parsed_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS test_jobs_by_run ON test_jobs (run_id);
+CREATE TABLE IF NOT EXISTS test_points (
+    job_id INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (job_id, key)
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    job_id INTEGER,
+    outcome TEXT NOT NULL,
+    problems TEXT NOT NULL DEFAULT '',
+    read_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS artifacts_by_run ON artifacts (run_id);
+CREATE TABLE IF NOT EXISTS artifact_listings (
+    run_id INTEGER PRIMARY KEY,
+    pattern TEXT NOT NULL,
+    listed_at REAL NOT NULL
+);
 """
 
 

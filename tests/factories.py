@@ -82,6 +82,11 @@ class MemorySource:
     logs: dict[int, bytes | Exception] = field(default_factory=dict)
     notes: dict[int, list[str]] = field(default_factory=dict)
     log_reads: list[int] = field(default_factory=list)
+    #: run id -> its artifacts: (id, name, zip bytes, created_at), None bytes = expired
+    artifact_files: dict[int, list[tuple[int, str, bytes | None, datetime | None]]] = field(
+        default_factory=dict
+    )
+    artifact_reads: list[int] = field(default_factory=list)
 
     def add(self, run: Run, *jobs: Job, logs: dict[int, bytes | Exception] | None = None) -> None:
         self.runs_by_repo.setdefault(run.repository, []).append(run)
@@ -118,6 +123,24 @@ class MemorySource:
 
     def annotations(self, repo: str, job_id: int) -> list[str]:
         return self.notes.get(job_id, [])
+
+    def artifacts(self, repo: str, run_id: int) -> list[Any]:
+        from multivac.testresults.artifacts import ArtifactRef
+
+        return [
+            ArtifactRef(aid, name, len(data or b""), data is None, "", created)
+            for aid, name, data, created in self.artifact_files.get(run_id, [])
+        ]
+
+    def read_artifact(
+        self, repo: str, artifact_id: int, consume: Callable[[Iterator[bytes]], T]
+    ) -> T | None:
+        self.artifact_reads.append(artifact_id)
+        for files in self.artifact_files.values():
+            for aid, _name, data, _created in files:
+                if aid == artifact_id:
+                    return None if data is None else consume(iter([data]))
+        return None
 
 
 __all__ = ["BASE", "LogPending", "MemorySource", "make_job", "make_run"]

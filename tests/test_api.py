@@ -117,7 +117,7 @@ def test_writing_gathered_records(
     world: dict[str, str], tmp_path: Path, vm: VictoriaMetrics
 ) -> None:
     out = run(EXAMPLES[3], world, tmp_path)
-    assert out == "9 points written\n"  # 6 job attempts and 3 runs
+    assert out == "12 points written\n"  # 6 job attempts, 3 runs, 3 failed tests
     assert (
         sorted(p.measurement for p in vm.points(fields=["queued_s"]))
         == ["runs"] * 3 + ["successful_jobs"] * 3 + ["test_failure"] * 3

@@ -225,7 +225,8 @@ ERRORS = [
     (
         '[gather]\nformt = "csv"\n',
         "multivac.toml line 2: unknown key gather.formt ([gather] knows concurrency, "
-        "create_bucket, format, lean_tags, log_archive_mb, logs, output, runs, since, steps).",
+        "create_bucket, format, junit_artifacts, lean_tags, log_archive_mb, logs, output, runs, "
+        "since, steps, test_summary).",
     ),
     (
         '[[influx]]\nname = "a"\nurl = "http://a"\norg = "o"\nbucket = "b"\n'

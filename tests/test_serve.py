@@ -809,3 +809,34 @@ def test_the_config_files_gather_choices_shape_serves_records(tmp_path: Path) ->
     assert job.startswith("successful_jobs,") and "job_id=1201i" in job  # a field
     assert ",job_id=" not in job.split(" ")[0]
     assert steps.startswith("steps,")
+
+
+def test_the_test_results_of_a_failed_jobs_log_are_written(
+    ghserver: FakeGitHub, tmp_path: Path
+) -> None:
+    """The log serve reads to classify a job gives its test results too, as in a gather
+    (else a run serve took would never have them: a gather takes it from the store)."""
+    repo = ghserver.add_repo("octo/tests")
+    created = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    run = repo.add_run(created_at=created, conclusion="failure")
+    lines = ["FAILED tests/test_auth.py::test_logout - AssertionError: session still open"]
+    steps = [("Set up job", "success"), ("Run pytest", "failure", lines)]
+    job = run.add_job(
+        "test",
+        conclusion="failure",
+        created_at=created,
+        started_at=created + timedelta(seconds=5),
+        completed_at=created + timedelta(seconds=65),
+        steps=[(s[0], s[1]) for s in steps],
+        log=make_log(created + timedelta(seconds=5), steps),
+    )
+    out = tmp_path / "out.lp"
+    env = base_env(
+        GITHUB_API_URL=ghserver.url, GITHUB_TOKEN=TOKEN, MULTIVAC_STATE_DIR=str(tmp_path / "s")
+    )
+    with serving(["-o", str(out)], env, tmp_path) as serve:
+        assert serve.post("workflow_job", job_event(ghserver, job, "completed")).status_code == 202
+        wait_until(lambda: any(line.startswith("tests,") for line in lp_lines(out)), timeout=30)
+    (test_line,) = [line for line in lp_lines(out) if line.startswith("tests,")]
+    assert "test_logout" in test_line and "status=failed" in test_line
+    assert any(line.startswith("test_failure,") for line in lp_lines(out))

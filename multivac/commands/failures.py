@@ -211,9 +211,13 @@ def report(
     """Write the self-contained HTML report of the window (minutes priced with `prices`,
     default the packaged table)."""
     from multivac.html_report import render
+    from multivac.testresults.store import TestStore
 
     items, failed = _outcomes(plan, github, policy, console)
-    page = render(items, since=plan.since, until=plan.until, prices=prices)
+    with Store.open(plan.state_dir, github=github.api_url) as store:
+        repos = plan.repos or tuple(store.repositories())
+        tests = list(TestStore(store).failing(repos, plan.since, plan.until))
+    page = render(items, since=plan.since, until=plan.until, prices=prices, tests=tests)
     try:
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(page, encoding="utf-8")

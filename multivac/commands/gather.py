@@ -23,7 +23,16 @@ from multivac.config import GatherPlan, InfluxSettings, in_shard
 from multivac.errors import IngestError, MultivacError, SinkError
 from multivac.gather import Gatherer, GatherOptions, RunResult, Summary
 from multivac.github import GitHubSource
-from multivac.model import JOB_SCHEMA, RUN_SCHEMA, STEP_SCHEMA, PointKey, Record, Schema
+from multivac.model import (
+    JOB_SCHEMA,
+    RUN_SCHEMA,
+    STEP_SCHEMA,
+    TEST_SCHEMA,
+    TEST_SUMMARY_SCHEMA,
+    PointKey,
+    Record,
+    Schema,
+)
 from multivac.publish import publish
 from multivac.retry import RetryPolicy
 from multivac.sinks import build_sink
@@ -80,6 +89,7 @@ def describe(summary: Summary, source: GitHubSource, influx_note: str | None) ->
             notes.append(f"{count} {text}")
     for conclusion, count in summary.odd_conclusions.items():
         notes.append(f"{count} jobs concluded {conclusion}")
+    notes.extend(summary.tests.notes())
     if summary.unknown_labels:
         named = "; ".join(
             f"{labels} ({count})" for labels, count in sorted(summary.unknown_labels.items())
@@ -136,11 +146,15 @@ def _deliver_spool(sink: Sink, console: Console) -> None:
 
 
 def schemas(plan: GatherPlan) -> tuple[Schema, ...]:
-    """The record types a gather with this plan writes (one CSV header holds them all)."""
+    """The record types a gather with this plan writes (one CSV header holds them all).
+    Test records come from the logs read, the artifacts, and the jobs the store parsed
+    before."""
     return (
         JOB_SCHEMA,
         *((STEP_SCHEMA,) if plan.steps else ()),
         *((RUN_SCHEMA,) if plan.runs else ()),
+        TEST_SCHEMA,
+        *((TEST_SUMMARY_SCHEMA,) if plan.test_summary else ()),
     )
 
 
@@ -193,7 +207,7 @@ def gather(plan: GatherPlan, console: Console, *, sink: Sink | None = None) -> S
             try:
                 _deliver_spool(sink, console)
                 for result in results(plan, source, store, catalog, summary, console):
-                    publish(sink, result.records, store)
+                    publish(sink, result.records, store, tested=result.tested)
             finally:
                 sink.close()
         finally:
@@ -232,6 +246,11 @@ def results(
     """The one pipeline: each run's result in listing order, for the caller to write
     (a sink, or the Python API's iterator) before it asks for the next. The window
     counts as covered only when every run was taken."""
+    parsers = None
+    if plan.fetch_logs:
+        from multivac.testresults import load_parsers
+
+        parsers = load_parsers(plan.rules)  # the rules files' `tests:` sections too
     repos = _repositories(plan, source, console)
     for repo in repos:
         source.check_repo(repo)
@@ -250,6 +269,8 @@ def results(
             lean=plan.lean,
             concurrency=plan.concurrency,
             fetch_logs=plan.fetch_logs,
+            junit_artifacts=plan.junit_artifacts,
+            test_summary=plan.test_summary,
             steps=plan.steps,
             runs=plan.runs,
             prices=plan.prices,
@@ -261,6 +282,7 @@ def results(
         progress=lambda n: progress.advance(task, n),
         on_total=lambda n: progress.update(task, total=(progress.tasks[0].total or 0) + n),
         store=store,
+        parsers=parsers,
     )
     with progress:
         yield from gatherer.stream()

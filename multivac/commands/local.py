@@ -61,11 +61,15 @@ def list_rules(sources: Sequence[str]) -> None:
 
 
 def check_rules(files: list[Path], console: Console) -> int:
-    from multivac.classify import check_rules_file
+    """Each file's failure rules and test-result parsers, against their examples."""
+    from multivac.classify import check_rules_file, shipped_packs
+    from multivac.testresults import check_tests_file
 
     code = 0
     for path in files:
         problems = check_rules_file(str(path))
+        if path.is_file() or str(path) in shipped_packs():  # a missing file: one problem
+            problems += check_tests_file(str(path))
         if problems:
             code = 2
             for problem in problems:

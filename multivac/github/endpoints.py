@@ -15,6 +15,7 @@ from multivac.github.parse import header, integer, job_from_json, run_from_json,
 from multivac.github.transport import PER_PAGE, HTTPFailure, ResponseCache, Transport
 from multivac.model import Job, Run
 from multivac.retry import Notify, OutageStop, RetryPolicy
+from multivac.testresults.artifacts import ArtifactRef, artifacts_from_payload
 
 T = TypeVar("T")
 
@@ -251,11 +252,23 @@ class GitHubSource:
         Raises LogPending when the log host kept failing past --max-wait, GitHubError
         when GitHub refuses the log, OutageStop when the API itself is down too long.
         """
-        what = f"the log of job {job_id} in {repo}"
+        return self._read_blob(
+            f"/repos/{repo}/actions/jobs/{job_id}/logs",
+            f"the log of job {job_id} in {repo}",
+            consume,
+            "log_downloads",
+        )
+
+    def _read_blob(
+        self, path: str, what: str, consume: Callable[[Iterator[bytes]], T], counter: str
+    ) -> T | None:
+        """`consume` over a file the API redirects to the blob host (a log, an artifact
+        zip), started again from the top when the download breaks off; None when GitHub
+        says it is gone (404, 410). The token never goes to the blob host."""
         failures = 0
         while True:
             try:
-                url = self.transport.log_location(f"/repos/{repo}/actions/jobs/{job_id}/logs")
+                url = self.transport.log_location(path)
             except HTTPFailure as failure:
                 if failure.status in (404, 410):
                     return None
@@ -263,8 +276,9 @@ class GitHubSource:
             if url is None:
                 return None
             try:
-                with self.governor.stats.lock:
-                    self.governor.stats.log_downloads += 1
+                stats = self.governor.stats
+                with stats.lock:
+                    setattr(stats, counter, getattr(stats, counter) + 1)
                 result = consume(self.transport.open_blob(url))
             except HTTPFailure as failure:
                 if failure.status in (404, 410):
@@ -282,6 +296,38 @@ class GitHubSource:
                 continue
             self.governor.log_host.succeeded()
             return result
+
+    # ------------------------------------------------------------------ artifacts
+
+    def artifacts(self, repo: str, run_id: int) -> list[ArtifactRef]:
+        """The artifacts of a run (every attempt's), expired ones included; [] when the
+        run is gone."""
+        try:
+            items = list(
+                self._items(
+                    "artifacts",
+                    f"/repos/{repo}/actions/runs/{run_id}/artifacts",
+                    {"per_page": PER_PAGE},
+                    "artifacts",
+                )
+            )
+        except HTTPFailure as failure:
+            if failure.status in (404, 410):
+                return []
+            raise _wrap(failure, f"artifacts of run {run_id} in {repo}") from None
+        return artifacts_from_payload({"artifacts": items})
+
+    def read_artifact(
+        self, repo: str, artifact_id: int, consume: Callable[[Iterator[bytes]], T]
+    ) -> T | None:
+        """`consume` over an artifact's zip (through the 302 to the blob host, like a
+        log); None when it expired (410) or is gone. Raises like `read_log`."""
+        return self._read_blob(
+            f"/repos/{repo}/actions/artifacts/{artifact_id}/zip",
+            f"artifact {artifact_id} of {repo}",
+            consume,
+            "artifact_downloads",
+        )
 
     def annotations(self, repo: str, job_id: int) -> list[str]:
         """Messages of the job's check-run annotations (a job id is its check-run id)."""

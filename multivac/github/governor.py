@@ -39,6 +39,7 @@ class Budget:
 class RequestStats:
     requests: int = 0  # API requests sent, retries included
     log_downloads: int = 0
+    artifact_downloads: int = 0
     budget: Budget = field(default_factory=Budget)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -213,6 +214,8 @@ class Governor:
             line += f" ({not_modified} not modified)"
         if stats.log_downloads:
             line += f", {stats.log_downloads} log downloads"
+        if stats.artifact_downloads:
+            line += f", {stats.artifact_downloads} artifact downloads"
         budget = stats.budget
         if budget.remaining is not None:
             used = stats.requests - not_modified  # GitHub does not count a 304

@@ -51,6 +51,7 @@ class Ticket:
 class _Batch:
     records: Sequence[Record]
     ticket: Ticket
+    tested: frozenset[int] = frozenset()  # jobs whose test records here are complete
 
 
 class Emitter:
@@ -78,12 +79,15 @@ class Emitter:
             self._thread.join()
             raise self._startup_error
 
-    def submit(self, records: Sequence[Record]) -> Ticket:
+    def submit(self, records: Sequence[Record], *, tested: frozenset[int] = frozenset()) -> Ticket:
+        """Queue records for the output; for the jobs in `tested`, the test records
+        given are their complete set (test points they wrote before and lack are
+        retracted, as in a gather)."""
         ticket = Ticket()
         if self._stopped:
             ticket.done.set()  # too late: the store keeps the jobs for a later gather
-        elif records:
-            self._queue.put(_Batch(records, ticket))
+        elif records or tested:
+            self._queue.put(_Batch(records, ticket, tested))
         else:
             ticket.ok = True
             ticket.done.set()
@@ -202,10 +206,11 @@ class Emitter:
 
     def _write(self, sink: Sink, store: Store, batches: list[_Batch]) -> None:
         records = [r for b in batches for r in b.records]
+        tested = frozenset().union(*(b.tested for b in batches))
         ok = True
         try:
             fresh = _fresh(records, store)
-            publish(sink, fresh, store)
+            publish(sink, fresh, store, tested=tested)
             flush = getattr(sink, "flush", None)
             if callable(flush):
                 flush()

@@ -26,6 +26,8 @@ from multivac.serve.emitter import Emitter
 from multivac.serve.metrics import Metrics
 from multivac.serve.records import attempt_records, run_records_of
 from multivac.store import Store
+from multivac.testresults import load_parsers
+from multivac.testresults.gathered import TestPublisher
 
 #: a job whose log or annotations could not be read is tried again after this long,
 #: doubling up to the cap
@@ -99,6 +101,7 @@ class Worker:
                         self.plan.state_dir / "logs", self.plan.log_archive_mb << 20
                     ),
                     notify=self.log,
+                    parsers=load_parsers(self.plan.rules),  # test results, as a gather
                 )
                 self._loop(store, gatherer)
         except MultivacError as exc:
@@ -142,6 +145,10 @@ class Worker:
         known = store.classifications_for(ids)
         waiting = store.pending_of(ids)
         result = gatherer.build(run, attempts, known, fetched=True)
+        # the test results the logs showed, as a gather writes and stores them
+        publisher = TestPublisher(store, gatherer.options, gatherer.summary, True)
+        prepared, decided = publisher.prepare(result)
+        test_records = list(prepared.records[len(result.records) :])
         for pending_id, why in result.pending.items():
             self._later(pending_id, redact(why))
         found = {i: c for i, c in result.classifications.items() if i not in known}
@@ -155,9 +162,11 @@ class Worker:
         completed, whole = store.run_completion(run_id) or (False, False)
         if completed and whole:  # what the run's points count may have changed
             records += run_records_of(self.plan, store, run)
-        if not self.emitter.submit(records).wait(WRITE_WAIT_S):
+        ticket = self.emitter.submit(records + test_records, tested=prepared.tested)
+        if not ticket.wait(WRITE_WAIT_S):
             self._later(job_id, "its record could not be written")
             return
+        publisher.save(decided)
         if found:
             store.settle(found)
             self.metrics.classified.inc(len([i for i in found if i not in known]))

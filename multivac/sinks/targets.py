@@ -5,8 +5,9 @@ its own retry state (`Outage`), so a target that is down spools its points and n
 holds back or loses the others'. The targets are written side by side, one thread each,
 so a target waiting out its retry budget does not delay the writes to the others.
 
-A target with a `tests_bucket` sends the test results (measurement `tests`) there,
-through a second sink with a spool of its own.
+A target with a `tests_bucket` sends the test records there (each record type names
+its bucket: `Record.BUCKET`, `model.bucket_role` for a key), through a second sink
+with a spool of its own.
 
 Spools: the target named "default" keeps `STATE/spool` (where a single InfluxDB always
 spooled); another target NAME spools to `STATE/spool/targets/NAME`, and a tests bucket
@@ -24,11 +25,10 @@ from typing import TypeVar
 
 from multivac.config import DEFAULT_TARGET, InfluxSettings
 from multivac.errors import SinkError
-from multivac.model import PointKey, Record
+from multivac.model import TESTS_BUCKET, PointKey, Record, bucket_role
 from multivac.retry import Notify, RetryPolicy
 from multivac.sinks.influx import CHUNK, InfluxSink
 
-TESTS_MEASUREMENT = "tests"
 T = TypeVar("T")
 
 
@@ -93,15 +93,15 @@ class _Target:
         if self.tests is None:
             self.main.write(records)
             return
-        self.main.write([r for r in records if r.measurement != TESTS_MEASUREMENT])
-        self.tests.write([r for r in records if r.measurement == TESTS_MEASUREMENT])
+        self.main.write([r for r in records if r.BUCKET != TESTS_BUCKET])
+        self.tests.write([r for r in records if r.BUCKET == TESTS_BUCKET])
 
     def retract(self, keys: Sequence[PointKey]) -> None:
         if self.tests is None:
             self.main.retract(keys)
             return
-        main = [k for k in keys if k.measurement != TESTS_MEASUREMENT]
-        tests = [k for k in keys if k.measurement == TESTS_MEASUREMENT]
+        main = [k for k in keys if bucket_role(k.measurement) != TESTS_BUCKET]
+        tests = [k for k in keys if bucket_role(k.measurement) == TESTS_BUCKET]
         if main:
             self.main.retract(main)
         if tests:

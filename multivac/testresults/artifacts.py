@@ -18,13 +18,18 @@ from __future__ import annotations
 
 import fnmatch
 import io
+import re
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+from multivac.model import SKIPPED as SKIPPED_CONCLUSION
+from multivac.model import Job
 from multivac.testresults.collector import DEFAULT_CAP
 from multivac.testresults.junit import JUnitError, iter_junit
 from multivac.testresults.model import (
@@ -44,6 +49,8 @@ __all__ = [
     "ArtifactOutcome",
     "ArtifactRef",
     "artifacts_from_payload",
+    "assign_artifacts",
+    "download",
     "loose_key",
     "merge_job_results",
     "read_artifact",
@@ -67,6 +74,7 @@ class ArtifactRef:
     size_in_bytes: int
     expired: bool
     archive_download_url: str
+    created_at: datetime | None = None  # when the job that uploaded it did so
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,16 @@ class ArtifactOutcome:
     problems: tuple[str, ...] = ()
     members_read: int = 0
     dropped: int = 0  # results past the per-job cap, counted only
+
+
+def _moment(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def artifacts_from_payload(payload: Mapping[str, Any]) -> list[ArtifactRef]:
@@ -97,6 +115,7 @@ def artifacts_from_payload(payload: Mapping[str, Any]) -> list[ArtifactRef]:
                 size_in_bytes=size if isinstance(size, int) else 0,
                 expired=bool(item.get("expired")),
                 archive_download_url=str(item.get("archive_download_url") or ""),
+                created_at=_moment(item.get("created_at")),
             )
         )
     return refs
@@ -218,6 +237,82 @@ def read_artifact(
             except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as exc:
                 problems.append(f"{label}: cannot be decompressed ({exc}).")
     return ArtifactOutcome(name, tuple(results), tuple(problems), read, dropped)
+
+
+# ---------------------------------------------------------------------------- downloading
+
+
+class _Refused(Exception):
+    pass
+
+
+def download(chunks: Iterable[bytes], limit: int = MAX_TOTAL_BYTES) -> IO[bytes] | None:
+    """An artifact's zip, from the blob host's stream into a temporary file (in memory
+    while small), or None when it is larger than `limit` bytes: an artifact's size is
+    checked again as it arrives, whatever its listing said."""
+    handle: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115
+    total = 0
+    try:
+        for chunk in chunks:
+            total += len(chunk)
+            if total > limit:
+                raise _Refused
+            handle.write(chunk)
+    except _Refused:
+        handle.close()
+        return None
+    except BaseException:
+        handle.close()
+        raise
+    handle.seek(0)
+    return handle
+
+
+# ---------------------------------------------------------------------------- jobs
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+BEFORE_START = timedelta(seconds=5)  # clock differences between the runner and the API
+AFTER_END = timedelta(minutes=2)  # an upload at the job's very end is listed a bit later
+
+
+def _words(text: str) -> set[str]:
+    return set(_WORD.findall(text.lower()))
+
+
+def assign_artifacts(jobs: Sequence[Job], refs: Sequence[ArtifactRef]) -> dict[int, int | None]:
+    """Which job uploaded each artifact (artifact id -> job id, None when it cannot be
+    told). GitHub does not say: an artifact belongs to a run. The jobs that were running
+    when it was created are the candidates (all the run's jobs when none was, or when
+    the listing has no time); one candidate is the answer; among several, the one whose
+    name shares the most words with the artifact's name (`junit-ubuntu-latest-3.12`
+    names `test (ubuntu-latest, 3.12)`), when exactly one does."""
+    eligible = [
+        job
+        for job in jobs
+        if job.status == "completed" and job.conclusion not in (None, SKIPPED_CONCLUSION)
+    ]
+    found: dict[int, int | None] = {}
+    for ref in refs:
+        pool = eligible
+        if ref.created_at is not None:
+            running = [
+                job
+                for job in eligible
+                if job.started_at is not None
+                and job.started_at - BEFORE_START <= ref.created_at
+                and (job.completed_at is None or ref.created_at <= job.completed_at + AFTER_END)
+            ]
+            pool = running or eligible
+        if len(pool) == 1:
+            found[ref.id] = pool[0].id
+            continue
+        words = _words(ref.name)
+        scores = [(len(words & _words(job.name)), job.id) for job in pool]
+        best = max((score for score, _ in scores), default=0)
+        winners = [job_id for score, job_id in scores if score == best]
+        found[ref.id] = winners[0] if best > 0 and len(winners) == 1 else None
+    return found
 
 
 # ---------------------------------------------------------------------------- merging

@@ -12,6 +12,7 @@ awaiting results have their own bounds.
 
 from __future__ import annotations
 
+import re
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -53,6 +54,8 @@ __all__ = [
 ]
 
 DEFAULT_CAP = 10_000  # distinct results kept per job
+_GROUP = re.compile(r"\(\?P<(\w+)>")
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 MAX_PENDING = 10_000  # held or awaiting results per job
 NEVER_REPORTED = "started but never reported a result"
 
@@ -150,6 +153,17 @@ class TestCollector:
                 p for parser in self.parser_set.parsers for p in prefilter_patterns(parser)
             )
         )
+        # parsers whose every test id needs a value only an earlier line gives (jest's
+        # --verbose lines need the file a PASS/FAIL line named): without it a line of
+        # theirs cannot be a result, so it is not even searched
+        self._needs: dict[int, frozenset[str]] = {}
+        for number, parser in enumerate(self.parser_set.parsers):
+            if parser.block or parser.sets or parser.hold or parser.release or parser.await_:
+                continue
+            groups = {name for pattern in parser.patterns for name in _GROUP.findall(pattern)}
+            needed = [set(_PLACEHOLDER.findall(template)) - groups for template in parser.test]
+            if needed and all(needed):
+                self._needs[number] = frozenset.intersection(*map(frozenset, needed))
         self._windows: dict[tuple[str, ...], _Window] = {}
         self._context: dict[str, dict[str, str]] = {}
         self._held: OrderedDict[tuple[str, str], _Held] = OrderedDict()
@@ -194,6 +208,9 @@ class TestCollector:
                     window.open_until = line_number + block.within
             elif role == _ROLE_PATTERN and number not in done:
                 done.add(number)
+                needs = self._needs.get(number)
+                if needs and not needs <= self._context.get(parser.framework, {}).keys():
+                    continue
                 self._apply(parser, line, line_number)
 
     # ------------------------------------------------------------------ results
