@@ -951,6 +951,7 @@ class ServePlan:
     runs: bool = True
     prices: PriceTable | None = None  # None: the packaged price table
     targets: tuple[InfluxSettings, ...] = ()  # every InfluxDB target (--format influxdb)
+    test_summary: bool = False  # the file's gather.test_summary: a point per job with tests
 
 
 def webhook_secret(env: Environment, insecure: bool) -> Secret | None:
@@ -1014,4 +1015,5 @@ def plan_serve(
         runs=runs and pick(None, env, "gather.runs").value != "false",
         prices=price_table(prices, env),
         targets=targets,
+        test_summary=env.enabled(False, "gather.test_summary"),
     )

@@ -95,6 +95,7 @@ class Worker:
                         lean=self.plan.lean,
                         runs=False,
                         prices=self.plan.prices,
+                        test_summary=self.plan.test_summary,
                     ),
                     self.catalog,
                     archive=LogArchive(
