@@ -480,6 +480,126 @@ def replay(
         run_replay(config.state_dir(state_dir, env), targets, policy, err, files or ())
 
 
+# ---------------------------------------------------------------------------- serve
+
+
+class ServeFormat(StrEnum):
+    """The outputs a long-running receiver writes to as records come."""
+
+    influxdb = "influxdb"
+    line_protocol = "line-protocol"
+    json = "json"
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str,
+        typer.Option("--host", metavar="ADDRESS", help="Address to listen on."),
+    ] = "127.0.0.1",
+    port: Annotated[
+        int,
+        typer.Option("--port", metavar="PORT", min=0, max=65535, help="Port to listen on."),
+    ] = 8080,
+    fmt: Annotated[
+        ServeFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            case_sensitive=False,
+            help="Output: influxdb writes to INFLUX_URL/INFLUX_BUCKET; line-protocol and "
+            "json write records as they come to stdout or --output.",
+        ),
+    ] = ServeFormat.line_protocol,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write to this file instead of stdout.",
+            show_default=False,
+        ),
+    ] = None,
+    insecure_no_signature: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-no-signature",
+            help="Start without MULTIVAC_WEBHOOK_SECRET and accept unsigned deliveries "
+            "(a local trial only; warns on every start).",
+        ),
+    ] = False,
+    lean_tags: Annotated[
+        bool,
+        typer.Option(
+            "--lean-tags",
+            help="Store job_id, run_id, run_attempt and commit_sha as fields (as gather "
+            "--lean-tags does; use the same choice for both).",
+        ),
+    ] = False,
+    create_bucket: Annotated[
+        bool,
+        typer.Option(
+            "--create-bucket", help="Create INFLUX_BUCKET when it does not exist (influxdb)."
+        ),
+    ] = False,
+    rules: RulesOpt = None,
+    no_logs: Annotated[
+        bool,
+        typer.Option(
+            "--no-logs",
+            help="Do not download logs: failed jobs are keyed unknown_failure at once.",
+        ),
+    ] = False,
+    steps: Annotated[
+        bool,
+        typer.Option(
+            "--steps",
+            help="Also write a 'steps' point per completed step of each job (as gather --steps).",
+        ),
+    ] = False,
+    runs: Annotated[
+        bool,
+        typer.Option(
+            "--runs/--no-runs",
+            help="Write a 'runs' point per run attempt when a run completes and serve saw all "
+            "its jobs (as gather does).",
+        ),
+    ] = True,
+    price_table: PriceTableOpt = None,
+    max_wait: MaxWaitOpt = None,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Receive GitHub's workflow_job and workflow_run webhooks and write jobs as they finish.
+
+    POST /webhook takes deliveries signed with MULTIVAC_WEBHOOK_SECRET; GET /metrics
+    shows the jobs queued and running now per runner label (Prometheus); GET /healthz
+    says whether the store and the output are reachable. Failed jobs are classified in
+    the background, from their logs (GITHUB_TOKEN). Stops cleanly on SIGTERM.
+    """
+    from multivac.commands.serve import serve as run_serve
+
+    with handled():
+        plan = config.plan_serve(
+            _env(),
+            host=host,
+            port=port,
+            output_format=Format(fmt.value),
+            output=output,
+            insecure=insecure_no_signature,
+            lean=lean_tags,
+            create_bucket=create_bucket,
+            rules=rules,
+            fetch_logs=not no_logs,
+            max_wait=max_wait,
+            state=state_dir,
+            steps=steps,
+            runs=runs,
+            prices=price_table,
+        )
+        run_serve(plan, err)
+
+
 # ---------------------------------------------------------------------------- classify
 
 

@@ -926,3 +926,94 @@ def plan_check(
         # a webhook is retried for a minute, not for a gather's budget
         policy=retry_policy(env, max_wait or "1m"),
     )
+
+
+@dataclass(frozen=True)
+class ServePlan:
+    """`multivac serve`: where to listen, what to check, where the records go."""
+
+    host: str
+    port: int
+    output_format: Format
+    state_dir: Path
+    github: GitHubSettings
+    policy: RetryPolicy
+    secret: Secret | None  # None: --insecure-no-signature, deliveries are not checked
+    influx: InfluxSettings | None = None  # the first of `targets`
+    influx_policy: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_wait_s=30.0))
+    output: Path | None = None
+    lean: bool = False
+    create_bucket: bool = False
+    rules: tuple[str, ...] = ()
+    fetch_logs: bool = True
+    log_archive_mb: int = 2048
+    steps: bool = False
+    runs: bool = True
+    prices: PriceTable | None = None  # None: the packaged price table
+    targets: tuple[InfluxSettings, ...] = ()  # every InfluxDB target (--format influxdb)
+    test_summary: bool = False  # the file's gather.test_summary: a point per job with tests
+
+
+def webhook_secret(env: Environment, insecure: bool) -> Secret | None:
+    """MULTIVAC_WEBHOOK_SECRET; without it serve starts only when told it may accept
+    unsigned deliveries."""
+    found = env.variable("MULTIVAC_WEBHOOK_SECRET")  # a secret: never from the file
+    if found is not None:
+        return Secret(found.value)
+    if insecure:
+        return None
+    raise ConfigError(
+        "MULTIVAC_WEBHOOK_SECRET is not set: serve accepts only deliveries signed with the "
+        "webhook's secret (set it, or pass --insecure-no-signature for a local trial)."
+    )
+
+
+def plan_serve(
+    env: Environment,
+    *,
+    host: str,
+    port: int,
+    output_format: Format,
+    output: Path | None = None,
+    insecure: bool = False,
+    lean: bool = False,
+    create_bucket: bool = False,
+    rules: list[str] | None = None,
+    fetch_logs: bool = True,
+    max_wait: str | None = None,
+    state: Path | None = None,
+    steps: bool = False,
+    runs: bool = True,
+    prices: Path | None = None,
+) -> ServePlan:
+    """Resolve and check serve's flags against the environment."""
+    from multivac.sinks import Format
+
+    if not host.strip() or any(ch.isspace() for ch in host):
+        raise ConfigError(f"--host {host!r} is not a host name or address.")
+    policy = retry_policy(env, max_wait)
+    targets = influx_targets(env) if output_format is Format.influxdb else ()
+    # the choices that shape the records are the gathers' (the file's gather.* keys), so
+    # that serve and gather write the same points
+    return ServePlan(
+        host=host,
+        port=port,
+        output_format=output_format,
+        state_dir=state_dir(state, env),
+        github=github_settings(env),
+        policy=policy,
+        secret=webhook_secret(env, insecure),
+        influx=targets[0] if targets else None,
+        influx_policy=influx_wait(env, policy),
+        output=output,
+        lean=env.enabled(lean, "gather.lean_tags"),
+        create_bucket=env.enabled(create_bucket, "gather.create_bucket"),
+        rules=rule_sources(rules, env),
+        fetch_logs=fetch_logs and pick(None, env, "gather.logs").value != "false",
+        log_archive_mb=archive_budget(env, None),
+        steps=env.enabled(steps, "gather.steps"),
+        runs=runs and pick(None, env, "gather.runs").value != "false",
+        prices=price_table(prices, env),
+        targets=targets,
+        test_summary=env.enabled(False, "gather.test_summary"),
+    )

@@ -392,6 +392,33 @@ class LoadRecord(Record):
     SCHEMA: ClassVar[Schema] = LOAD_SCHEMA
 
 
+QUEUE = "queue"
+QUEUE_SCHEMA = Schema("queue", ("runner_label",), ("queued", "running", "oldest_queued_s"))
+
+
+@dataclass(frozen=True)
+class QueueRecord(Record):
+    """Live state of one runner label (from `serve`): the jobs queued and running at
+    `time_ns`, and how long the oldest queued job has waited so far."""
+
+    SCHEMA: ClassVar[Schema] = QUEUE_SCHEMA
+
+    @classmethod
+    def of(
+        cls, runner_label: str, queued: int, running: int, oldest_queued_s: float, time_ns: int
+    ) -> QueueRecord:
+        return cls(
+            measurement=QUEUE,
+            time_ns=time_ns,
+            tags={"runner_label": tag_safe(runner_label) or "none"},
+            fields={
+                "queued": queued,
+                "running": running,
+                "oldest_queued_s": float(oldest_queued_s),
+            },
+        )
+
+
 @dataclass(frozen=True)
 class TestRecord(Record):
     """One failed, hung or flaky test of one job (measurement `tests`). Passing tests
@@ -416,6 +443,7 @@ _FIXED: dict[str, type[Record]] = {
     STEPS: StepRecord,
     RUNS: RunRecord,
     RUNNER_LOAD: LoadRecord,
+    QUEUE: QueueRecord,
     TEST_MEASUREMENT: TestRecord,
     TEST_SUMMARY_MEASUREMENT: TestSummaryRecord,
 }

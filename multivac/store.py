@@ -102,6 +102,11 @@ CREATE TABLE IF NOT EXISTS pages (
     data TEXT NOT NULL,
     stored_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS deliveries (
+    id TEXT PRIMARY KEY,
+    received_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_by_time ON deliveries (received_at);
 CREATE TABLE IF NOT EXISTS coverage (
     repository TEXT NOT NULL,
     since TEXT NOT NULL,
@@ -204,6 +209,67 @@ def _steps(text: str) -> tuple[Step, ...]:
         started, completed = [*times, None, None][:2]
         steps.append(Step(number, name, conclusion, _dt(started), _dt(completed)))
     return tuple(steps)
+
+
+_UPSERT_RUN = (
+    f"INSERT INTO runs ({RUN_COLUMNS}, jobs_complete, github) VALUES ({_marks(_RUNS + 2)}) "
+    "ON CONFLICT(id) DO UPDATE SET repository=excluded.repository, "
+    "workflow=excluded.workflow, "
+    "workflow_path=excluded.workflow_path, run_attempt=excluded.run_attempt, "
+    "branch=excluded.branch, commit_sha=excluded.commit_sha, event=excluded.event, "
+    "status=excluded.status, conclusion=excluded.conclusion, "
+    "created_at=excluded.created_at, updated_at=excluded.updated_at, "
+    "html_url=excluded.html_url, run_started_at=excluded.run_started_at, "
+    "actor=excluded.actor, pr_number=excluded.pr_number, "
+    "jobs_complete=excluded.jobs_complete, github=excluded.github"
+)
+_REPLACE_JOB = f"INSERT OR REPLACE INTO jobs ({JOB_COLUMNS}) VALUES ({_marks(_JOBS)})"
+
+
+def _run_values(run: Run, jobs_complete: bool, github: str) -> tuple[Any, ...]:
+    """A run's row for _UPSERT_RUN; `jobs_complete`: its stored jobs are all of them."""
+    return (
+        run.id,
+        run.repository,
+        run.workflow,
+        run.workflow_path,
+        run.run_attempt,
+        run.branch,
+        run.commit_sha,
+        run.event,
+        run.status,
+        run.conclusion,
+        _ts(run.created_at),
+        _ts(run.updated_at),
+        run.html_url,
+        _ts(run.run_started_at),
+        run.actor,
+        run.pr_number,
+        int(jobs_complete),
+        github,
+    )
+
+
+def _job_values(run_id: int, job: Job) -> tuple[Any, ...]:
+    return (
+        job.id,
+        run_id,
+        job.run_attempt,
+        job.name,
+        job.status,
+        job.conclusion,
+        _ts(job.created_at),
+        _ts(job.started_at),
+        _ts(job.completed_at),
+        json.dumps(list(job.labels)),
+        job.runner_name,
+        job.html_url,
+        _steps_json(job.steps),
+        job.workflow,
+        job.branch,
+        job.commit_sha,
+        job.runner_group,
+    )
 
 
 def _prefixed(columns: str, alias: str) -> str:
@@ -326,65 +392,8 @@ class Store:
         pending = pending or {}
         try:
             self.db.execute("BEGIN")
-            self._write(
-                f"INSERT INTO runs ({RUN_COLUMNS}, jobs_complete, github) "
-                f"VALUES ({_marks(_RUNS)},1,?) "
-                "ON CONFLICT(id) DO UPDATE SET repository=excluded.repository, "
-                "workflow=excluded.workflow, "
-                "workflow_path=excluded.workflow_path, run_attempt=excluded.run_attempt, "
-                "branch=excluded.branch, commit_sha=excluded.commit_sha, event=excluded.event, "
-                "status=excluded.status, conclusion=excluded.conclusion, "
-                "created_at=excluded.created_at, updated_at=excluded.updated_at, "
-                "html_url=excluded.html_url, run_started_at=excluded.run_started_at, "
-                "actor=excluded.actor, pr_number=excluded.pr_number, jobs_complete=1, "
-                "github=excluded.github",
-                [
-                    (
-                        run.id,
-                        run.repository,
-                        run.workflow,
-                        run.workflow_path,
-                        run.run_attempt,
-                        run.branch,
-                        run.commit_sha,
-                        run.event,
-                        run.status,
-                        run.conclusion,
-                        _ts(run.created_at),
-                        _ts(run.updated_at),
-                        run.html_url,
-                        _ts(run.run_started_at),
-                        run.actor,
-                        run.pr_number,
-                        self.github,
-                    )
-                ],
-            )
-            self._write(
-                f"INSERT OR REPLACE INTO jobs ({JOB_COLUMNS}) VALUES ({_marks(_JOBS)})",
-                [
-                    (
-                        job.id,
-                        run.id,
-                        job.run_attempt,
-                        job.name,
-                        job.status,
-                        job.conclusion,
-                        _ts(job.created_at),
-                        _ts(job.started_at),
-                        _ts(job.completed_at),
-                        json.dumps(list(job.labels)),
-                        job.runner_name,
-                        job.html_url,
-                        _steps_json(job.steps),
-                        job.workflow,
-                        job.branch,
-                        job.commit_sha,
-                        job.runner_group,
-                    )
-                    for job in jobs
-                ],
-            )
+            self._write(_UPSERT_RUN, [_run_values(run, True, self.github)])
+            self._write(_REPLACE_JOB, [_job_values(run.id, job) for job in jobs])
             self._classify(classifications)
             self._write("DELETE FROM pending WHERE run_id = ?", [(run.id,)])
             self._write(
@@ -641,3 +650,189 @@ class Store:
             "INSERT OR REPLACE INTO pages VALUES (?,?,?,?)",
             [(key, etag, json.dumps(data), time.time())],
         )
+
+    # ------------------------------------------------------------------ webhooks (serve)
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self)
+
+    def has_delivery(self, delivery: str) -> bool:
+        """Whether a webhook delivery (`X-GitHub-Delivery`) was taken already."""
+        row = self.db.execute("SELECT 1 FROM deliveries WHERE id = ?", (delivery,)).fetchone()
+        return row is not None
+
+    def _take_delivery(self, delivery: str) -> bool:
+        """Inside a transaction: remember the delivery; False when it was taken before."""
+        try:
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO deliveries VALUES (?, ?)", (delivery, time.time())
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write the local store {self.path}: {exc}.") from None
+        return cursor.rowcount == 1
+
+    def take_delivery(self, delivery: str) -> bool:
+        """Remember a delivery that changes nothing; False when it was taken before."""
+        with self._transaction() as tx:
+            return tx.commit_unless(not self._take_delivery(delivery))
+
+    def forget_deliveries(self, before: float) -> int:
+        """Drop delivery ids received before `before` (epoch seconds): GitHub redelivers
+        only recent deliveries, so older ids cannot come back."""
+        try:
+            cursor = self.db.execute("DELETE FROM deliveries WHERE received_at < ?", (before,))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write the local store {self.path}: {exc}.") from None
+        return cursor.rowcount
+
+    def take_job(self, delivery: str, repository: str, job: Job, *, pending: str | None) -> bool:
+        """A completed job from a webhook, in one transaction with its delivery id: the
+        job row, a provisional row for its run when the run is not stored yet (replaced
+        by the run itself when it completes; never counted as gathered), and a pending
+        row when its log is still to be read (`pending` says why). False, and nothing
+        written, when the delivery was taken before."""
+        provisional = Run(
+            id=job.run_id,
+            repository=repository,
+            workflow=job.workflow,
+            workflow_path="",
+            run_attempt=job.run_attempt,
+            branch=job.branch,
+            commit_sha=job.commit_sha,
+            event="",
+            status="",
+            conclusion=None,
+            created_at=job.created_at,
+            updated_at=None,
+            html_url="",
+        )
+        with self._transaction() as tx:
+            if not self._take_delivery(delivery):
+                return tx.commit_unless(True)
+            self._write(
+                f"INSERT INTO runs ({RUN_COLUMNS}, jobs_complete, github) "
+                f"VALUES ({_marks(_RUNS + 2)}) ON CONFLICT(id) DO NOTHING",
+                [_run_values(provisional, False, self.github)],
+            )
+            self._write(_REPLACE_JOB, [_job_values(job.run_id, job)])
+            if pending is not None:
+                self._write(
+                    "INSERT OR REPLACE INTO pending VALUES (?,?,?,?)",
+                    [(job.id, job.run_id, pending, time.time())],
+                )
+            return True
+
+    def take_run(self, delivery: str, run: Run, *, complete: bool) -> bool:
+        """A completed run from a webhook, in one transaction with its delivery id. Its
+        jobs are the ones stored from their own webhooks; `complete` says they are all
+        of them (a later gather then takes the run from the store). False, and nothing
+        written, when the delivery was taken before."""
+        with self._transaction() as tx:
+            if not self._take_delivery(delivery):
+                return tx.commit_unless(True)
+            # a gather that already took this very attempt keeps it as gathered
+            self._write(
+                _UPSERT_RUN.replace(
+                    "jobs_complete=excluded.jobs_complete",
+                    "jobs_complete=CASE WHEN runs.run_attempt = excluded.run_attempt "
+                    "AND runs.updated_at IS excluded.updated_at "
+                    "THEN max(runs.jobs_complete, excluded.jobs_complete) "
+                    "ELSE excluded.jobs_complete END",
+                ),
+                [_run_values(run, complete, self.github)],
+            )
+            return True
+
+    def run_of(self, run_id: int) -> Run | None:
+        row = self.db.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return self._run(row) if row is not None else None
+
+    def run_completion(self, run_id: int) -> tuple[bool, bool] | None:
+        """(the run itself is stored as completed, its jobs are marked complete)."""
+        row = self.db.execute(
+            "SELECT status, jobs_complete FROM runs WHERE id = ?", (run_id,)
+        ).fetchone()
+        return None if row is None else (row[0] == "completed", bool(row[1]))
+
+    def mark_jobs_complete(self, run_id: int) -> None:
+        self._write("UPDATE runs SET jobs_complete = 1 WHERE id = ?", [(run_id,)])
+
+    def attempts_of(self, run_id: int, name: str) -> list[Job]:
+        """Every stored attempt of one job of a run (what makes a failure flaky)."""
+        cursor = self.db.execute(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE run_id = ? AND name = ? ORDER BY rowid",
+            (run_id, name),
+        )
+        return [self._job(row) for row in cursor]
+
+    def classifications_for(self, job_ids: Iterable[int]) -> dict[int, Classification]:
+        rows = self._by_ids(
+            f"SELECT job_id, {CLASSIFICATION_COLUMNS} FROM classifications "
+            "WHERE job_id IN ({marks})",
+            job_ids,
+        )
+        return {row[0]: Classification(*row[1:]) for row in rows}
+
+    def pending_of(self, job_ids: Iterable[int]) -> set[int]:
+        rows = self._by_ids("SELECT job_id FROM pending WHERE job_id IN ({marks})", job_ids)
+        return {row[0] for row in rows}
+
+    def pending_queue(self) -> list[tuple[int, int]]:
+        """(job id, run id) of every job of this store's GitHub whose log is still to be
+        read, oldest first."""
+        rows = self.db.execute(
+            "SELECT p.job_id, p.run_id FROM pending p JOIN runs r ON r.id = p.run_id "
+            "WHERE r.github IN (?, '') ORDER BY p.since, p.job_id",
+            (self.github,),
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    def job_of(self, job_id: int) -> Job | None:
+        row = self.db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return self._job(row) if row is not None else None
+
+    def settle(self, classifications: Mapping[int, Classification]) -> None:
+        """Classified jobs: keep their classification and take them off the pending list."""
+        with self._transaction():
+            self._classify(classifications)
+            self._write("DELETE FROM pending WHERE job_id = ?", [(i,) for i in classifications])
+
+    def drop_pending(self, job_id: int) -> None:
+        self._write("DELETE FROM pending WHERE job_id = ?", [(job_id,)])
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._write("INSERT OR REPLACE INTO meta VALUES (?, ?)", [(key, value)])
+
+
+class _Transaction:
+    """BEGIN ... COMMIT, rolled back on any exception (or on `commit_unless(True)`)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._rollback = False
+
+    def commit_unless(self, rollback: bool) -> bool:
+        self._rollback = rollback
+        return not rollback
+
+    def __enter__(self) -> _Transaction:
+        try:
+            self.store.db.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write the local store {self.store.path}: {exc}.") from None
+        return self
+
+    def __exit__(self, exc_type: object, *_rest: object) -> None:
+        db = self.store.db
+        if exc_type is not None or self._rollback:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            return
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write the local store {self.store.path}: {exc}.") from None

@@ -116,6 +116,13 @@ class InfluxWriter:
         except Exception as exc:
             raise WriteFailed(None, redact(f"{type(exc).__name__}: {exc}")) from None
 
+    def ping(self) -> bool:
+        """Whether the server answers now (a health check; never raises)."""
+        try:
+            return bool(self._client.ping())
+        except Exception:
+            return False
+
     def ensure_bucket(self) -> bool:
         """Create the bucket when missing; True when it was created."""
         from influxdb_client.rest import ApiException
@@ -283,6 +290,9 @@ class InfluxSink:
             path.unlink()
             if not retractions:
                 delivered += len(lines)
+        else:
+            # the whole spool went through: the server is back, write to it again
+            self._down = False
         return delivered
 
     def _set_aside(self, path: Path, count: int, exc: WriteFailed) -> None:
@@ -349,6 +359,9 @@ class InfluxSink:
         if self._buffer:
             chunk, self._buffer = self._buffer, []
             self._send(chunk)
+
+    def ping(self) -> bool:
+        return self.writer.ping()
 
     def close(self) -> None:
         try:
