@@ -20,7 +20,9 @@ from multivac.config import (
 )
 from multivac.errors import MultivacError
 
-SECRET_NAMES = frozenset({"GITHUB_TOKEN", "INFLUX_TOKEN"})
+SECRET_NAMES = frozenset(
+    {"GITHUB_TOKEN", "INFLUX_TOKEN", "MULTIVAC_WEBHOOK_SECRET", "MULTIVAC_ALERT_WEBHOOK"}
+)
 
 #: (shown name, variable names in order of precedence, default)
 SETTINGS: tuple[tuple[str, tuple[str, ...], str], ...] = (
@@ -35,6 +37,8 @@ SETTINGS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("MULTIVAC_STATE_DIR", ("MULTIVAC_STATE_DIR",), ""),
     ("MULTIVAC_RULES", ("MULTIVAC_RULES",), ""),
     ("MULTIVAC_PRICE_TABLE", ("MULTIVAC_PRICE_TABLE",), ""),
+    ("MULTIVAC_WEBHOOK_SECRET", ("MULTIVAC_WEBHOOK_SECRET",), ""),
+    ("MULTIVAC_ALERT_WEBHOOK", ("MULTIVAC_ALERT_WEBHOOK",), ""),
     ("MULTIVAC_RETRY_BASE", ("MULTIVAC_RETRY_BASE",), "1"),
     ("MULTIVAC_RETRY_CAP", ("MULTIVAC_RETRY_CAP",), "60"),
     ("MULTIVAC_SECONDARY_WAIT", ("MULTIVAC_SECONDARY_WAIT",), "60"),

@@ -32,11 +32,14 @@ def test_config_show_redacts_and_names_sources(cli: Invoke, tmp_path: Path) -> N
             "GITHUB_TOKEN": TOKEN,
             "INFLUXDB_V2_URL": "http://influx:8086",
             "GITHUB_REPOSITORY": "octo/env",
+            "MULTIVAC_WEBHOOK_SECRET": "hook-secret-0123456789",
+            "MULTIVAC_ALERT_WEBHOOK": "https://hooks.slack.com/services/T0/B0/XYZsecret",
         },
     )
     assert result.exit_code == 0, result.stderr
     out = result.stdout
     assert TOKEN not in out
+    assert "hook-secret-0123456789" not in out and "XYZsecret" not in out
     assert f"*** (set, {len(TOKEN)} characters)" in out
     lines = {line.split()[0]: line for line in out.splitlines()}
     assert "environment (GITHUB_TOKEN)" in lines["GITHUB_TOKEN"]
