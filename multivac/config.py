@@ -321,7 +321,12 @@ def parse_moment(text: str, option: str, now: datetime | None = None) -> datetim
     match = _DURATION.match(text)
     if match:
         amount = float(match.group(1)) * _UNITS[match.group(2).lower()]
-        return now - timedelta(seconds=amount)
+        try:
+            return now - timedelta(seconds=amount)
+        except OverflowError:
+            raise ConfigError(
+                f"{option} {text!r} reaches back before the year 1; give a shorter duration."
+            ) from None
     raw = text.strip()
     if raw.lower() == "now":
         return now

@@ -40,6 +40,11 @@ def _wrap(failure: HTTPFailure, what: str) -> GitHubError:
         )
     if failure.status == 403:
         return GitHubError(f"GitHub refused access to {what} (403 {message}).")
+    if failure.malformed:
+        return GitHubError(
+            f"GitHub sent {message} for {what}; check GITHUB_API_URL "
+            "(GitHub Enterprise: https://HOST/api/v3) and any proxy in between."
+        )
     if failure.status is None:
         return GitHubError(f"cannot reach GitHub for {what} ({message}).")
     return GitHubError(f"GitHub answered HTTP {failure.status} for {what}: {message}")
