@@ -3,6 +3,7 @@ in one clear sentence and an exit code, never a traceback, and loses nothing gat
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from tests.conftest import TOKEN, Invoke
 from tests.ghserver import FakeGitHub
 from tests.test_faults import baseline, gather, jobs_of, populate, runs_of, table
 
+NOW = datetime.now(UTC).replace(microsecond=0)
 HTML = b"<html><body><h1>Sign in to the proxy</h1></body></html>"
 
 
@@ -66,3 +68,68 @@ def test_a_duration_past_the_calendar_is_bad_input(cli: Invoke, command: list[st
     assert result.stderr.strip() == (
         "error: --since '99999999d' reaches back before the year 1; give a shorter duration."
     )
+
+
+def failing_repo(server: FakeGitHub, runs: int = 3) -> None:
+    repo = server.add_repo("octo/faulty")
+    repo.add_runs_bulk(
+        runs,
+        NOW - timedelta(hours=10),
+        120,
+        jobs_per_run=2,
+        conclusions=("failure",),
+        with_logs=True,
+    )
+
+
+def test_a_refused_run_keeps_the_runs_already_under_way(
+    ghserver: FakeGitHub, cli: Invoke, tmp_path: Path
+) -> None:
+    """A 403 on one run's jobs ends the gather (exit 1), but the runs fetched beside it,
+    logs read, are written and stored: the rerun fetches only the refused one."""
+    failing_repo(ghserver)
+    ghserver.faults.add(r"/actions/runs/\d+/jobs", "status", count=1, status=403)
+    code, out, err = gather_logs(cli, ghserver, tmp_path / "faulty")
+    assert code == 1
+    assert "error: GitHub refused access to jobs of run" in err
+    assert (len(jobs_of(table(out))), len(runs_of(table(out)))) == (4, 2)
+    ghserver.reset_log()
+    code, out, err = gather_logs(cli, ghserver, tmp_path / "faulty")
+    assert code == 0, err
+    assert "2 unchanged runs from the local store" in err
+    assert len(ghserver.requests_to(r"^/_signed/logs/")) == 2
+
+
+def test_an_expired_signed_log_url_is_asked_for_again(
+    ghserver: FakeGitHub, cli: Invoke, tmp_path: Path
+) -> None:
+    """The blob host answers 403 to a signed URL past its minute: a new URL is fetched,
+    the job is never filed as log_unavailable for good."""
+    failing_repo(ghserver, runs=2)
+    expired = b"<?xml version='1.0'?><Error><Code>AuthenticationFailed</Code></Error>"
+    ghserver.faults.add(r"^/_signed/logs/", "status", count=1, status=403, body=expired)
+    code, out, err = gather_logs(cli, ghserver, tmp_path / "faulty")
+    assert code == 0, err
+    assert "log_unavailable" not in out
+    assert {row["measurement"] for row in jobs_of(table(out))} == {"unknown_failure"}
+
+
+def test_signed_log_urls_that_keep_expiring_leave_the_jobs_pending(
+    ghserver: FakeGitHub, cli: Invoke, tmp_path: Path
+) -> None:
+    failing_repo(ghserver, runs=1)
+    ghserver.signed_url_ttl = -1.0
+    code, out, err = gather_logs(cli, ghserver, tmp_path / "faulty", "--max-wait", "1s")
+    assert code == 1
+    assert "kept pending and the next gather reads them" in err
+    assert "log_unavailable" not in out
+    ghserver.signed_url_ttl = 60.0
+    code, out, err = gather_logs(cli, ghserver, tmp_path / "faulty")
+    assert code == 0, err
+    assert len(jobs_of(table(out))) == 2
+
+
+def gather_logs(cli: Invoke, server: FakeGitHub, state: Path, *extra: str) -> tuple[int, str, str]:
+    env = {"GITHUB_API_URL": server.url, "GITHUB_TOKEN": TOKEN, "MULTIVAC_STATE_DIR": str(state)}
+    result = cli("gather", "octo/faulty", "--since", "1d", *extra, env=env)
+    return result.exit_code, result.stdout, result.stderr

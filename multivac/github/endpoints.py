@@ -288,7 +288,9 @@ class GitHubSource:
             except HTTPFailure as failure:
                 if failure.status in (404, 410):
                     return None
-                if not failure.transient:
+                # a 403 from the blob host is a signed URL that expired before it was used
+                # (it lives a minute): the next try asks the API for a new one
+                if not failure.transient and failure.status not in (401, 403):
                     raise GitHubError(
                         f"the log host answered HTTP {failure.status} for {what}."
                     ) from None
