@@ -8,6 +8,7 @@ fired (`multivac check`), 130 interrupted.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -128,6 +129,34 @@ def handled() -> Iterator[None]:
     except KeyboardInterrupt:
         err.print("interrupted; what was gathered so far is written and kept.", markup=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except OSError as exc:
+        if exc.errno not in _OUTPUT_ERRNOS:
+            raise
+        raise typer.Exit(_output_failed(exc)) from None
+
+
+# what printing to stdout meets: a full disk, a file too large, an I/O error, a closed pipe
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EPIPE})
+
+
+def _output_failed(exc: OSError) -> int:
+    """Say why the output could not be written (nothing when the reader left, as `| head`
+    does); the exit code."""
+    _quiet_stdout()
+    if exc.errno != errno.EPIPE:
+        err.print(f"error: cannot write the output: {exc.strerror or exc}.", markup=False)
+    return 1
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that the flush at exit does not fail a second time
+    (with Python's own "Exception ignored" message)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout (CliRunner's buffer)
+        pass
 
 
 def _version(value: bool) -> None:
@@ -1425,12 +1454,20 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted.", markup=False)
         sys.exit(EXIT_INTERRUPTED)
+    except OSError as exc:
+        if exc.errno not in _OUTPUT_ERRNOS:
+            _unexpected(exc)
+        sys.exit(_output_failed(exc))
     except Exception as exc:  # pragma: no cover - a bug, reported in one line
-        if os.environ.get("MULTIVAC_DEBUG"):
-            raise
-        err.print(
-            f"error: unexpected {type(exc).__name__}: {redact(str(exc))} "
-            "(set MULTIVAC_DEBUG=1 to see the traceback)",
-            markup=False,
-        )
-        sys.exit(1)
+        _unexpected(exc)
+
+
+def _unexpected(exc: Exception) -> NoReturn:
+    if os.environ.get("MULTIVAC_DEBUG"):
+        raise exc
+    err.print(
+        f"error: unexpected {type(exc).__name__}: {redact(str(exc))} "
+        "(set MULTIVAC_DEBUG=1 to see the traceback)",
+        markup=False,
+    )
+    sys.exit(1)

@@ -95,7 +95,12 @@ class Environment:
         self.dotenv_path = path or None
         self._dotenv: dict[str, str] = {}
         if path:
-            values = dotenv_values(path)
+            try:
+                values = dotenv_values(path, encoding="utf-8")
+            except UnicodeDecodeError:
+                raise ConfigError(f"cannot read {path}: it is not UTF-8 text.") from None
+            except OSError as exc:
+                raise ConfigError(f"cannot read {path}: {exc.strerror or exc}.") from None
             self._dotenv = {k: v for k, v in values.items() if v is not None}
         self.config: ConfigFile | None = None
         if use_config:

@@ -915,7 +915,7 @@ class Repo:
 
 def _lazy_log(job: Job) -> Callable[[], Iterable[bytes]]:
     def gen() -> Iterable[bytes]:
-        steps = [(s["name"], s["conclusion"]) for s in job.steps]
+        steps = [(s["name"], s["conclusion"]) for s in job.steps or []]
         yield make_log(
             job.started_at or job.run.created_at, steps, runner_name=job.runner_name or ""
         )

@@ -3,8 +3,12 @@ in one clear sentence and an exit code, never a traceback, and loses nothing gat
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -133,3 +137,62 @@ def gather_logs(cli: Invoke, server: FakeGitHub, state: Path, *extra: str) -> tu
     env = {"GITHUB_API_URL": server.url, "GITHUB_TOKEN": TOKEN, "MULTIVAC_STATE_DIR": str(state)}
     result = cli("gather", "octo/faulty", "--since", "1d", *extra, env=env)
     return result.exit_code, result.stdout, result.stderr
+
+
+def test_a_dotenv_that_is_not_text_is_bad_input(cli: Invoke, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_bytes(b"GITHUB_TOKEN=x\n\xff\xfe\x00\n")
+    result = cli("gather", "octo/x", "--since", "1h")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"error: cannot read {tmp_path / '.env'}: it is not UTF-8 text."
+
+
+def run_module(*args: str, stdout: Any, env: dict[str, str] | None = None) -> tuple[int, str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "multivac", *args],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+    return done.returncode, done.stderr.decode()
+
+
+FULL = Path("/dev/full")
+
+
+@pytest.mark.skipif(not FULL.exists(), reason="needs /dev/full")
+@pytest.mark.parametrize(
+    "args", [["rules", "list"], ["config", "init"], ["--help"], ["classify", "job.log"]]
+)
+def test_a_full_disk_on_stdout_is_one_sentence(tmp_path: Path, args: list[str]) -> None:
+    (tmp_path / "job.log").write_text("FAILED tests/test_a.py::test_x - assert 1 == 2\n" * 5000)
+    with FULL.open("w") as full:
+        code, err = run_module(*args, stdout=full)
+    assert code == 1
+    assert err == "error: cannot write the output: No space left on device.\n"
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`multivac rules list | head -1`: the reader left, there is nothing to report."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "multivac", "rules", "list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    assert proc.wait(timeout=60) == 1
+    assert err == ""
+
+
+@pytest.mark.skipif(not FULL.exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("fmt", ["csv", "json", "jsonl", "line-protocol", "influx-csv"])
+def test_a_full_disk_under_output_names_the_file(
+    ghserver: FakeGitHub, cli: Invoke, tmp_path: Path, fmt: str
+) -> None:
+    populate(ghserver, runs=3)
+    code, _out, err = gather(cli, ghserver, tmp_path / "state", "-f", fmt, "-o", str(FULL))
+    assert code == 1
+    assert err.splitlines()[-1] == "error: cannot write /dev/full: No space left on device."
