@@ -9,6 +9,7 @@ Only the thread that opened the store uses it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -390,8 +391,8 @@ class Store:
         `pending` maps failed jobs whose log could not be read yet to why."""
         jobs = list(jobs)
         pending = pending or {}
-        try:
-            self.db.execute("BEGIN")
+        # a full disk fails the COMMIT itself: the transaction says so in one sentence
+        with _Transaction(self):
             self._write(_UPSERT_RUN, [_run_values(run, True, self.github)])
             self._write(_REPLACE_JOB, [_job_values(run.id, job) for job in jobs])
             self._classify(classifications)
@@ -400,11 +401,6 @@ class Store:
                 "INSERT INTO pending VALUES (?,?,?,?)",
                 [(job_id, run.id, why, time.time()) for job_id, why in pending.items()],
             )
-            self.db.execute("COMMIT")
-        except BaseException:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            raise
 
     def known_run(self, run: Run) -> KnownRun | None:
         """The stored jobs of a run when nothing changed since (same attempt, same update)."""
@@ -829,10 +825,16 @@ class _Transaction:
     def __exit__(self, exc_type: object, *_rest: object) -> None:
         db = self.store.db
         if exc_type is not None or self._rollback:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
+            self._roll_back()
             return
         try:
             db.execute("COMMIT")
         except sqlite3.Error as exc:
+            self._roll_back()
             raise StoreError(f"cannot write the local store {self.store.path}: {exc}.") from None
+
+    def _roll_back(self) -> None:
+        # a ROLLBACK that fails too (a vanished disk) must not hide the first error
+        if self.store.db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.store.db.execute("ROLLBACK")

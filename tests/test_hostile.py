@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -196,3 +197,31 @@ def test_a_full_disk_under_output_names_the_file(
     code, _out, err = gather(cli, ghserver, tmp_path / "state", "-f", fmt, "-o", str(FULL))
     assert code == 1
     assert err.splitlines()[-1] == "error: cannot write /dev/full: No space left on device."
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 800 KB tmpfs: a disk that fills up in the middle of a gather (needs root)."""
+    where = tmp_path / "tiny"
+    where.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=800k", "tmpfs", str(where)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=False)
+
+
+def test_a_store_on_a_full_disk_is_one_sentence(
+    ghserver: FakeGitHub, cli: Invoke, tiny_disk: Path
+) -> None:
+    repo = ghserver.add_repo("octo/faulty")
+    repo.add_runs_bulk(400, NOW - timedelta(hours=20), 120, jobs_per_run=3)
+    code, _out, err = gather(cli, ghserver, tiny_disk)
+    assert code == 1
+    last = err.splitlines()[-1]
+    assert last.startswith(f"error: cannot write the local store {tiny_disk}"), err
+    assert last.endswith("database or disk is full."), err
