@@ -337,6 +337,13 @@ class Emitted:
     flaky: bool
 
 
+def _cannot_write(path: Path, exc: sqlite3.Error) -> StoreError:
+    hint = ""
+    if "locked" in str(exc):
+        hint = " (another multivac is writing to it: run one at a time per state directory)"
+    return StoreError(f"cannot write the local store {path}: {exc}{hint}.")
+
+
 class Store:
     """The SQLite store; open with `Store.open(state_dir)`."""
 
@@ -351,6 +358,11 @@ class Store:
     def open(cls, directory: Path, *, github: str = "") -> Store:
         """Open (and create or upgrade) the store; `github` is the API URL the runs come
         from, so that one state directory can serve several GitHub instances."""
+        if directory.exists() and not directory.is_dir():
+            raise StoreError(
+                f"the state directory {directory} is a file, not a directory "
+                "(--state-dir, MULTIVAC_STATE_DIR)."
+            )
         try:
             directory.mkdir(parents=True, exist_ok=True)
             path = directory / cls.FILENAME
@@ -376,7 +388,7 @@ class Store:
         try:
             self.db.executemany(sql, rows)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write the local store {self.path}: {exc}.") from None
+            raise _cannot_write(self.path, exc) from None
 
     # ------------------------------------------------------------------ runs and jobs
 
@@ -664,7 +676,7 @@ class Store:
                 "INSERT OR IGNORE INTO deliveries VALUES (?, ?)", (delivery, time.time())
             )
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write the local store {self.path}: {exc}.") from None
+            raise _cannot_write(self.path, exc) from None
         return cursor.rowcount == 1
 
     def take_delivery(self, delivery: str) -> bool:
@@ -678,7 +690,7 @@ class Store:
         try:
             cursor = self.db.execute("DELETE FROM deliveries WHERE received_at < ?", (before,))
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write the local store {self.path}: {exc}.") from None
+            raise _cannot_write(self.path, exc) from None
         return cursor.rowcount
 
     def take_job(self, delivery: str, repository: str, job: Job, *, pending: str | None) -> bool:
@@ -819,7 +831,7 @@ class _Transaction:
         try:
             self.store.db.execute("BEGIN")
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write the local store {self.store.path}: {exc}.") from None
+            raise _cannot_write(self.store.path, exc) from None
         return self
 
     def __exit__(self, exc_type: object, *_rest: object) -> None:
@@ -831,7 +843,7 @@ class _Transaction:
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._roll_back()
-            raise StoreError(f"cannot write the local store {self.store.path}: {exc}.") from None
+            raise _cannot_write(self.store.path, exc) from None
 
     def _roll_back(self) -> None:
         # a ROLLBACK that fails too (a vanished disk) must not hide the first error

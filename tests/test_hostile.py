@@ -4,6 +4,7 @@ in one clear sentence and an exit code, never a traceback, and loses nothing gat
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,7 +14,10 @@ from typing import Any
 
 import pytest
 
+from multivac.errors import StoreError
+from multivac.store import Store
 from tests.conftest import TOKEN, Invoke
+from tests.factories import make_job, make_run
 from tests.ghserver import FakeGitHub
 from tests.test_faults import baseline, gather, jobs_of, populate, runs_of, table
 
@@ -225,3 +229,32 @@ def test_a_store_on_a_full_disk_is_one_sentence(
     last = err.splitlines()[-1]
     assert last.startswith(f"error: cannot write the local store {tiny_disk}"), err
     assert last.endswith("database or disk is full."), err
+
+
+def test_a_state_directory_that_is_a_file(cli: Invoke, tmp_path: Path) -> None:
+    (tmp_path / "state").write_text("not a directory\n")
+    result = cli("failures", "stats", "octo/x", "--offline")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"error: the state directory {tmp_path / 'state'} is a file, not a directory "
+        "(--state-dir, MULTIVAC_STATE_DIR)."
+    )
+
+
+def test_a_store_locked_by_another_multivac_says_so(tmp_path: Path) -> None:
+    Store.open(tmp_path).close()
+    path = tmp_path / Store.FILENAME
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        # the store waits 30 s for a lock; this one gives up at once
+        store = Store(sqlite3.connect(path, timeout=0, isolation_level=None), path)
+        with pytest.raises(StoreError) as caught:
+            store.save_run(make_run(1), [make_job(11, run_id=1)], {})
+        store.close()
+    finally:
+        other.close()
+    assert str(caught.value) == (
+        f"cannot write the local store {path}: database is locked (another multivac is "
+        "writing to it: run one at a time per state directory)."
+    )
