@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -260,7 +261,27 @@ REFUSALS = {
         400,
         "malformed_payload",
     ),
+    "a job without an id": (
+        lambda s: {"payload": _without(completed_job(22), "id")},
+        400,
+        "malformed_payload",
+    ),
+    "a job without a run id": (
+        lambda s: {"payload": _without(completed_job(23), "run_id")},
+        400,
+        "malformed_payload",
+    ),
+    "JSON nested 100,000 deep": (
+        lambda s: {"body": b"[" * 100_000 + b"]" * 100_000},
+        400,
+        "malformed_json",
+    ),
 }
+
+
+def _without(payload: dict[str, Any], key: str) -> dict[str, Any]:
+    job = {k: v for k, v in payload["workflow_job"].items() if k != key}
+    return {**payload, "workflow_job": job}
 
 
 @pytest.mark.parametrize("case", list(REFUSALS))
@@ -276,6 +297,17 @@ def test_a_refused_delivery_stores_nothing(quiet: Serve, case: str) -> None:
     time.sleep(0.4)  # a record would have been written by now
     assert deliveries(quiet) == before_deliveries
     assert len(output_lines(quiet)) == before_lines
+
+
+def test_a_run_without_an_id_is_refused(quiet: Serve) -> None:
+    """Stored as run 0 it would be mixed with every other such run."""
+    repository = {"id": 1, "full_name": "octo/proto", "name": "proto"}
+    payload = {"action": "completed", "repository": repository, "workflow_run": {"name": "CI"}}
+    before = deliveries(quiet)
+    response = quiet.post("workflow_run", payload)
+    assert response.status_code == 400
+    assert response.json() == {"error": "not a workflow_run payload (no id)"}
+    assert deliveries(quiet) == before
 
 
 def test_ping_and_other_events(quiet: Serve) -> None:

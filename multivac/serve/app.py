@@ -54,6 +54,15 @@ DELIVERY_MEMORY_S = 7 * 86400.0  # GitHub redelivers deliveries of the last few 
 TICK_S = 1.0
 
 
+def _positive_id(value: Any) -> bool:
+    """A GitHub id: a positive integer (JSON number or digits)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value > 0
+    return isinstance(value, str) and value.isdigit() and int(value) > 0
+
+
 def _epoch(job: Job, fallback: float) -> tuple[float, float]:
     queued = job.created_at.timestamp() if job.created_at else fallback
     started = job.started_at.timestamp() if job.started_at else fallback
@@ -211,7 +220,7 @@ class Service:
             return self._refuse(400, "no_delivery", "no X-GitHub-Delivery header")
         try:
             payload = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: arrays nested 100,000 deep
             return self._refuse(400, "malformed_json", "the body is not valid JSON")
         if not isinstance(payload, dict):
             return self._refuse(400, "malformed_json", "the body is not a JSON object")
@@ -231,6 +240,13 @@ class Service:
         if not isinstance(repo, str) or not repo or not isinstance(subject, dict):
             return self._refuse(
                 400, "malformed_payload", f"not a {event} payload (no repository or {event})"
+            )
+        # without its ids a job or run would be stored as id 0, mixed with every other
+        required = ("id", "run_id") if event == "workflow_job" else ("id",)
+        missing = [key for key in required if not _positive_id(subject.get(key))]
+        if missing:
+            return self._refuse(
+                400, "malformed_payload", f"not a {event} payload (no {' or '.join(missing)})"
             )
         if event == "workflow_job":
             taken = self._job(delivery, repo, str(action), subject)
