@@ -1398,7 +1398,7 @@ def config_show(state_dir: StateDirOpt = None) -> None:
         rows = effective(env, state_dir)
         width = max(len(name) for name, _ in rows)
         for name, source in rows:
-            typer.echo(f"{name:<{width}}  {source.value}  [{source.origin}]")
+            typer.echo(redact(f"{name:<{width}}  {source.value}  [{source.origin}]"))
         typer.echo(f"{'.env':<{width}}  {env.dotenv_path or '(none in the current directory)'}")
         chosen = f"{env.config.path} ({env.config.how})" if env.config else "(none)"
         typer.echo(f"{'config file':<{width}}  {chosen}")

@@ -57,11 +57,15 @@ class Secret:
     __str__ = __repr__
 
 
+# the password of a URL's user part (http://user:password@host), never a known secret
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*):[^/\s@]+@", re.IGNORECASE)
+
+
 def redact(text: str) -> str:
-    """Replace every known secret in text with ***."""
+    """Replace every known secret, and any password in a URL, in text with ***."""
     for secret in sorted(_KNOWN_SECRETS, key=len, reverse=True):
         text = text.replace(secret, "***")
-    return text
+    return _URL_PASSWORD.sub(r"\1:***@", text)
 
 
 @dataclass(frozen=True)

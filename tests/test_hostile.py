@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from multivac.config import redact
 from multivac.errors import StoreError
 from multivac.store import Store
 from tests.conftest import TOKEN, Invoke
@@ -258,3 +259,29 @@ def test_a_store_locked_by_another_multivac_says_so(tmp_path: Path) -> None:
         f"cannot write the local store {path}: database is locked (another multivac is "
         "writing to it: run one at a time per state directory)."
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("http://user:Pw0rd@127.0.0.1:8086/api", "http://user:***@127.0.0.1:8086/api"),
+        ("at https://ci:tok@ghe.example/api/v3 and ftp://a:b@c/", None),
+        ("see https://github.com/a/b at 12:30", "see https://github.com/a/b at 12:30"),
+        ("http://user@host:8086", "http://user@host:8086"),
+        ("user:pass@host without a scheme", "user:pass@host without a scheme"),
+    ],
+)
+def test_redact_hides_a_password_in_a_url(text: str, shown: str | None) -> None:
+    if shown is None:
+        assert redact(text) == "at https://ci:***@ghe.example/api/v3 and ftp://a:***@c/"
+    else:
+        assert redact(text) == shown
+
+
+def test_a_password_in_an_influx_url_never_shows(cli: Invoke, tmp_path: Path) -> None:
+    env = {"INFLUX_URL": "http://ci:Pw_in_the_URL@127.0.0.1:1", "INFLUX_BUCKET": "b"}
+    shown = cli("config", "show", env=env)
+    assert shown.exit_code == 0
+    assert "http://ci:***@127.0.0.1:1" in shown.stdout
+    checked = cli("doctor", env=env)
+    assert "Pw_in_the_URL" not in shown.output + checked.stdout + checked.stderr
