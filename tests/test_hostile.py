@@ -285,3 +285,27 @@ def test_a_password_in_an_influx_url_never_shows(cli: Invoke, tmp_path: Path) ->
     assert "http://ci:***@127.0.0.1:1" in shown.stdout
     checked = cli("doctor", env=env)
     assert "Pw_in_the_URL" not in shown.output + checked.stdout + checked.stderr
+
+
+@pytest.mark.parametrize(
+    ("failure_type", "code"), [("test_failures", 2), ("out_of_memory", 0), ("test_failure", 0)]
+)
+def test_failures_watch_tells_a_typo_from_no_jobs(
+    ghserver: FakeGitHub, cli: Invoke, tmp_path: Path, failure_type: str, code: int
+) -> None:
+    populate(ghserver, runs=2)
+    env = {"GITHUB_API_URL": ghserver.url, "MULTIVAC_STATE_DIR": str(tmp_path / "s")}
+    result = cli("failures", "watch", failure_type, "octo/faulty", env=env)
+    assert result.exit_code == code, result.stderr
+    last = result.stderr.splitlines()[-1]
+    if code:
+        assert last.startswith(f"error: '{failure_type}' is not a failure type; the types are: ")
+        assert "test_failure, " in last
+    else:
+        assert last == f"0 jobs of type {failure_type}."
+
+
+def test_rules_check_of_a_missing_file_names_no_flag(cli: Invoke) -> None:
+    result = cli("rules", "check", "missing.yaml")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: 'missing.yaml' is neither a rules file nor a shipped")
