@@ -711,6 +711,24 @@ def test_a_signal_as_soon_as_it_listens_is_a_clean_stop(tmp_path: Path, sig: int
     assert serve.stderr_lines[-1] == "serve: stopped."
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_an_output_on_a_full_disk_is_reported_and_the_stop_stays_clean(tmp_path: Path) -> None:
+    env = base_env(MULTIVAC_STATE_DIR=str(tmp_path / "state"))
+    serve = Serve(["-o", "/dev/full", "--no-logs"], env, tmp_path).start()
+    try:
+        assert serve.post("workflow_job", completed_job(951, run_id=9500)).status_code == 202
+        wait_until(lambda: "No space left on device" in serve.stderr)
+        health = serve.session.get(serve.url + "/healthz", timeout=10)
+        assert health.status_code == 503
+        detail = health.json()["output"]["detail"]
+        assert "cannot write /dev/full: No space left on device." in detail
+    finally:
+        code = serve.stop()
+    assert code == 0
+    assert "Traceback" not in serve.stderr
+    assert serve.stderr_lines[-1] == "serve: stopped."
+
+
 def test_a_request_in_flight_is_answered_before_the_server_stops(
     ghserver: FakeGitHub, tmp_path: Path
 ) -> None:

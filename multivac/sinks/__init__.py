@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
@@ -39,17 +40,14 @@ def _open(output: Path | None, binary: bool, stack: ExitStack) -> IO[Any]:
     except OSError as exc:
         raise SinkError(f"cannot write {output}: {exc.strerror or exc}.") from None
 
-    def close(_type: object, error: BaseException | None, _tb: object) -> bool:
-        try:
+    def close() -> None:
+        # every sink flushes in write() and close(), where a failure is reported (as a
+        # SinkError naming the file); what a failed write left in the buffer fails again
+        # here, and must not hide that first error (or raise in serve's output thread)
+        with contextlib.suppress(OSError):
             handle.close()
-        except OSError as exc:
-            # what a failed write left in the buffer fails again here: the first error
-            # is the one to report
-            if error is None:
-                raise SinkError(f"cannot write {output}: {exc.strerror or exc}.") from None
-        return False
 
-    stack.push(close)
+    stack.callback(close)
     return handle
 
 
