@@ -309,3 +309,29 @@ def test_rules_check_of_a_missing_file_names_no_flag(cli: Invoke) -> None:
     result = cli("rules", "check", "missing.yaml")
     assert result.exit_code == 2
     assert result.stderr.startswith("error: 'missing.yaml' is neither a rules file nor a shipped")
+
+
+def test_a_private_repository_without_a_token_asks_for_one(
+    ghserver: FakeGitHub, cli: Invoke
+) -> None:
+    ghserver.add_repo("octo/secret", private=True)
+    result = cli("gather", "octo/secret", env={"GITHUB_API_URL": ghserver.url})
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == (
+        "error: repository octo/secret: not found on GitHub (404); it does not exist, or it is "
+        "private and GITHUB_TOKEN is not set."
+    )
+
+
+@pytest.mark.parametrize(("token", "said"), [(None, "wants a token"), ("ghp_wrong", "rejected")])
+def test_a_401_says_whether_a_token_was_sent(
+    ghserver: FakeGitHub, cli: Invoke, token: str | None, said: str
+) -> None:
+    populate(ghserver, runs=1)
+    ghserver.required_token = TOKEN
+    env = {"GITHUB_API_URL": ghserver.url, **({"GITHUB_TOKEN": token} if token else {})}
+    result = cli("gather", "octo/faulty", env=env)
+    assert result.exit_code == 1
+    last = result.stderr.splitlines()[-1]
+    assert said in last and "(401 Bad credentials)" in last
+    assert TOKEN not in result.output and "ghp_wrong" not in result.output

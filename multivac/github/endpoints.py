@@ -27,12 +27,21 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _wrap(failure: HTTPFailure, what: str) -> GitHubError:
-    """A final failure as one sentence for the user."""
+def _wrap(failure: HTTPFailure, what: str, *, token: bool = True) -> GitHubError:
+    """A final failure as one sentence for the user (`token`: whether one was sent)."""
     message = failure.message
+    if failure.status == 401 and not token:
+        return GitHubError(
+            f"GitHub wants a token to read {what} (401 {message}); set GITHUB_TOKEN."
+        )
     if failure.status == 401:
         return GitHubError(
             f"GitHub rejected the token while reading {what} (401 {message}); check GITHUB_TOKEN."
+        )
+    if failure.status == 404 and not token:
+        return GitHubError(
+            f"{what}: not found on GitHub (404); it does not exist, or it is private and "
+            "GITHUB_TOKEN is not set."
         )
     if failure.status == 404:
         return GitHubError(
@@ -71,6 +80,9 @@ class GitHubSource:
         )
         self.truncated_windows: list[str] = []
 
+    def _wrap(self, failure: HTTPFailure, what: str) -> GitHubError:
+        return _wrap(failure, what, token=bool(self.settings.token))
+
     def summary(self) -> str:
         """Requests and budget, for the end-of-gather line."""
         return self.governor.budget_line(self.transport.not_modified)
@@ -87,7 +99,7 @@ class GitHubSource:
         try:
             self.transport.get("repo", f"/repos/{repo}")
         except HTTPFailure as failure:
-            raise _wrap(failure, f"repository {repo}") from None
+            raise self._wrap(failure, f"repository {repo}") from None
 
     def org_repos(self, org: str) -> list[str]:
         """Non-archived repositories of an organisation (or user), sorted by name."""
@@ -103,7 +115,7 @@ class GitHubSource:
             except HTTPFailure as failure:
                 if failure.status == 404 and base.startswith("/orgs/"):
                     continue
-                raise _wrap(failure, f"repositories of {org}") from None
+                raise self._wrap(failure, f"repositories of {org}") from None
         return []
 
     def workflow_ids(self, repo: str, wanted: list[str]) -> list[tuple[int, str]]:
@@ -118,7 +130,7 @@ class GitHubSource:
                 )
             )
         except HTTPFailure as failure:
-            raise _wrap(failure, f"workflows of {repo}") from None
+            raise self._wrap(failure, f"workflows of {repo}") from None
         found: list[tuple[int, str]] = []
         for name in wanted:
             lowered = name.strip().lower()
@@ -187,7 +199,7 @@ class GitHubSource:
                     if latest is not None and taken >= latest:
                         break
             except HTTPFailure as failure:
-                raise _wrap(failure, f"workflow runs of {repo}") from None
+                raise self._wrap(failure, f"workflow runs of {repo}") from None
         if collected:
             far = datetime.min.replace(tzinfo=UTC)
             collected.sort(key=lambda r: (r.created_at or far, r.id), reverse=True)
@@ -245,7 +257,7 @@ class GitHubSource:
         except HTTPFailure as failure:
             if failure.status in (404, 410):
                 return None
-            raise _wrap(failure, f"jobs of run {run_id} in {repo}") from None
+            raise self._wrap(failure, f"jobs of run {run_id} in {repo}") from None
         return list(found.values())
 
     # ------------------------------------------------------------------ logs
@@ -277,7 +289,7 @@ class GitHubSource:
             except HTTPFailure as failure:
                 if failure.status in (404, 410):
                     return None
-                raise _wrap(failure, what) from None
+                raise self._wrap(failure, what) from None
             if url is None:
                 return None
             try:
@@ -321,7 +333,7 @@ class GitHubSource:
         except HTTPFailure as failure:
             if failure.status in (404, 410):
                 return []
-            raise _wrap(failure, f"artifacts of run {run_id} in {repo}") from None
+            raise self._wrap(failure, f"artifacts of run {run_id} in {repo}") from None
         return artifacts_from_payload({"artifacts": items})
 
     def read_artifact(
@@ -352,7 +364,7 @@ class GitHubSource:
         except HTTPFailure as failure:
             if failure.status in (403, 404, 410):
                 return []
-            raise _wrap(failure, f"annotations of job {job_id} in {repo}") from None
+            raise self._wrap(failure, f"annotations of job {job_id} in {repo}") from None
 
     # ------------------------------------------------------------------ doctor
 
@@ -361,7 +373,7 @@ class GitHubSource:
         try:
             headers, data = self.transport.get("rate_limit", "/rate_limit")
         except HTTPFailure as failure:
-            raise _wrap(failure, "rate limit") from None
+            raise self._wrap(failure, "rate limit") from None
         core: dict[str, Any] = {}
         if isinstance(data, dict):
             resources = data.get("resources")
@@ -383,6 +395,6 @@ class GitHubSource:
                 "runs", f"/repos/{repo}/actions/runs", {"per_page": 1}
             )
         except HTTPFailure as failure:
-            raise _wrap(failure, f"workflow runs of {repo}") from None
+            raise self._wrap(failure, f"workflow runs of {repo}") from None
         total = data.get("total_count") if isinstance(data, dict) else None
         return total if isinstance(total, int) else 0
