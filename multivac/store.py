@@ -545,7 +545,7 @@ class Store:
         clauses = []
         params: list[Any] = []
         if repos:
-            clauses.append(f"r.repository IN ({','.join('?' * len(repos))})")
+            clauses.append(f"r.repository COLLATE NOCASE IN ({','.join('?' * len(repos))})")
             params.extend(repos)
         if since is not None:
             clauses.append("r.created_at >= ?")
@@ -626,7 +626,7 @@ class Store:
     def covers(self, repository: str, since: datetime, until: datetime) -> bool:
         """True when gathered windows of the repository, joined, span [since, until]."""
         rows = self.db.execute(
-            "SELECT since, until FROM coverage WHERE repository = ? ORDER BY since",
+            "SELECT since, until FROM coverage WHERE repository = ? COLLATE NOCASE ORDER BY since",
             (repository,),
         ).fetchall()
         reach = _ts(since) or ""

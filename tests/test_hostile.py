@@ -335,3 +335,20 @@ def test_a_401_says_whether_a_token_was_sent(
     last = result.stderr.splitlines()[-1]
     assert said in last and "(401 Bad credentials)" in last
     assert TOKEN not in result.output and "ghp_wrong" not in result.output
+
+
+def test_a_repository_typed_in_another_case_is_one_series(
+    ghserver: FakeGitHub, cli: Invoke, tmp_path: Path
+) -> None:
+    """GitHub's names are case-insensitive: `OCTO/Faulty` is octo/faulty, in the records,
+    in the store and in the reports."""
+    failing_repo(ghserver, runs=2)
+    env = {"GITHUB_API_URL": ghserver.url, "MULTIVAC_STATE_DIR": str(tmp_path / "s")}
+    result = cli("gather", "OCTO/Faulty", "--no-logs", "--since", "1d", env=env)
+    assert result.exit_code == 0, result.stderr
+    assert {row["repository"] for row in table(result.stdout)} == {"octo/faulty"}
+    again = cli("gather", "octo/faulty", "--no-logs", "--since", "1d", env=env)
+    assert "2 unchanged runs from the local store" in again.stderr
+    stats = cli("failures", "stats", "Octo/FAULTY", "--offline", "--since", "1d", env=env)
+    assert stats.exit_code == 0, stats.stderr
+    assert stats.stdout.splitlines()[-1].split() == ["total", "4"]

@@ -251,9 +251,9 @@ def results(
         from multivac.testresults import load_parsers
 
         parsers = load_parsers(plan.rules)  # the rules files' `tests:` sections too
-    repos = _repositories(plan, source, console)
-    for repo in repos:
-        source.check_repo(repo)
+    repos = tuple(
+        dict.fromkeys(source.check_repo(repo) for repo in _repositories(plan, source, console))
+    )
     progress = _progress(console)
     task = progress.add_task("runs", total=0)
     gatherer = Gatherer(

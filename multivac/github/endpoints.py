@@ -95,11 +95,16 @@ class GitHubSource:
 
     # ------------------------------------------------------------------ repositories
 
-    def check_repo(self, repo: str) -> None:
+    def check_repo(self, repo: str) -> str:
+        """The repository's name as GitHub spells it: names are case-insensitive, and
+        `OCTO/Hello` and `octo/hello` must not become two series."""
         try:
-            self.transport.get("repo", f"/repos/{repo}")
+            _headers, data = self.transport.get("repo", f"/repos/{repo}")
         except HTTPFailure as failure:
             raise self._wrap(failure, f"repository {repo}") from None
+        name = data.get("full_name") if isinstance(data, dict) else None
+        # a renamed repository answers under its new name: that one keeps the name given
+        return name if isinstance(name, str) and name.lower() == repo.lower() else repo
 
     def org_repos(self, org: str) -> list[str]:
         """Non-archived repositories of an organisation (or user), sorted by name."""
