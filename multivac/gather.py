@@ -109,6 +109,9 @@ class GatherOptions:
     runs: bool = True
     #: bills the jobs' minutes (default: the packaged price table)
     prices: PriceTable | None = None
+    #: repositories found by --org: one the token cannot read (403, 404) is skipped with
+    #: a warning, not the end of the gather of all the others
+    optional: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -130,6 +133,8 @@ class Summary:
     anomalies: Anomalies = field(default_factory=Anomalies)
     odd_conclusions: Counter[str] = field(default_factory=Counter)
     tests: TestTally = field(default_factory=TestTally)
+    #: optional repositories skipped because GitHub refused them
+    unreadable: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -404,19 +409,33 @@ class Gatherer:
         opts = self.options
         for repo in opts.repos:
             workflow_ids: list[int] | None = None
-            if opts.workflows:
-                workflow_ids = [
-                    wid for wid, _ in self.source.workflow_ids(repo, list(opts.workflows))
-                ]
-            yield from self.source.runs(
-                repo,
-                opts.since,
-                opts.until,
-                branches=list(opts.branches) or None,
-                workflows=workflow_ids,
-                event=opts.event,
-                latest=opts.latest,
-            )
+            try:
+                if opts.workflows:
+                    workflow_ids = [
+                        wid for wid, _ in self.source.workflow_ids(repo, list(opts.workflows))
+                    ]
+                yield from self.source.runs(
+                    repo,
+                    opts.since,
+                    opts.until,
+                    branches=list(opts.branches) or None,
+                    workflows=workflow_ids,
+                    event=opts.event,
+                    latest=opts.latest,
+                )
+            except GitHubError as exc:
+                if not self.skip(repo, exc):
+                    raise
+
+    def skip(self, repo: str, error: GitHubError) -> bool:
+        """Whether a repository GitHub refused is skipped (one found by --org that the
+        token cannot read), with a warning; the gather of the others goes on."""
+        if repo not in self.options.optional or error.status not in (403, 404):
+            return False
+        self.notify(f"warning: skipping {repo}: {error}")
+        with self.summary.lock:
+            self.summary.unreadable.append(repo)
+        return True
 
     def results(self) -> Iterator[RunResult]:
         """Each run's result, in listing order, computed `concurrency` runs at a time."""

@@ -352,3 +352,29 @@ def test_a_repository_typed_in_another_case_is_one_series(
     stats = cli("failures", "stats", "Octo/FAULTY", "--offline", "--since", "1d", env=env)
     assert stats.exit_code == 0, stats.stderr
     assert stats.stdout.splitlines()[-1].split() == ["total", "4"]
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [(r"^/repos/org1/b/actions/runs$", 403), (r"^/repos/org1/b$", 404)],
+    ids=["runs-403", "repo-404"],
+)
+def test_an_org_repository_the_token_cannot_read_is_skipped_not_the_end(
+    ghserver: FakeGitHub, cli: Invoke, tmp_path: Path, path: str, status: int
+) -> None:
+    for name in ("a", "b", "c"):
+        repo = ghserver.add_repo(f"org1/{name}", org="org1")
+        repo.add_runs_bulk(2, NOW - timedelta(hours=5), 120, jobs_per_run=1)
+    ghserver.faults.add(path, "status", count=None, status=status)
+    env = {"GITHUB_API_URL": ghserver.url, "MULTIVAC_STATE_DIR": str(tmp_path / "s")}
+    result = cli("gather", "--org", "org1", "--no-logs", "--since", "1d", env=env)
+    assert result.exit_code == 1
+    assert {row["repository"] for row in table(result.stdout)} == {"org1/a", "org1/c"}
+    assert "warning: skipping org1/b: " in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "error: 1 repositories of org1 could not be read and were skipped: org1/b (403 or 404: "
+        "the token cannot read their Actions); the others were gathered."
+    )
+    named = cli("gather", "org1/b", "--no-logs", "--since", "1d", env=env)
+    assert named.exit_code == 1  # a repository named on the command line is never skipped
+    assert f"({status}" in named.stderr.splitlines()[-1]

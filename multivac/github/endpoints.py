@@ -29,6 +29,12 @@ def _iso(moment: datetime) -> str:
 
 def _wrap(failure: HTTPFailure, what: str, *, token: bool = True) -> GitHubError:
     """A final failure as one sentence for the user (`token`: whether one was sent)."""
+    error = _sentence(failure, what, token=token)
+    error.status = failure.status
+    return error
+
+
+def _sentence(failure: HTTPFailure, what: str, *, token: bool) -> GitHubError:
     message = failure.message
     if failure.status == 401 and not token:
         return GitHubError(
