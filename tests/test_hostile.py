@@ -16,6 +16,7 @@ import pytest
 
 from multivac.config import redact
 from multivac.errors import StoreError
+from multivac.github.parse import job_from_json
 from multivac.store import Store
 from tests.conftest import TOKEN, Invoke
 from tests.factories import make_job, make_run
@@ -378,3 +379,17 @@ def test_an_org_repository_the_token_cannot_read_is_skipped_not_the_end(
     named = cli("gather", "org1/b", "--no-logs", "--since", "1d", env=env)
     assert named.exit_code == 1  # a repository named on the command line is never skipped
     assert f"({status}" in named.stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("labels", "parsed"),
+    [
+        (["ubuntu-latest", "self-hosted"], ("ubuntu-latest", "self-hosted")),
+        ("ubuntu-latest", ("ubuntu-latest",)),
+        (None, ()),
+        ({"name": "x"}, ()),
+        ([], ()),
+    ],
+)
+def test_job_labels_of_any_shape(labels: object, parsed: tuple[str, ...]) -> None:
+    assert job_from_json({"id": 1, "run_id": 2, "labels": labels}).labels == parsed
