@@ -3,12 +3,16 @@ in one clear sentence and an exit code, never a traceback, and loses nothing gat
 
 from __future__ import annotations
 
+import gzip
 import os
 import sqlite3
 import subprocess
 import sys
+import threading
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,7 @@ from multivac.store import Store
 from tests.conftest import TOKEN, Invoke
 from tests.factories import make_job, make_run
 from tests.ghserver import FakeGitHub
+from tests.servers import VictoriaMetrics
 from tests.test_faults import baseline, gather, jobs_of, populate, runs_of, table
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -393,3 +398,59 @@ def test_an_org_repository_the_token_cannot_read_is_skipped_not_the_end(
 )
 def test_job_labels_of_any_shape(labels: object, parsed: tuple[str, ...]) -> None:
     assert job_from_json({"id": 1, "run_id": 2, "labels": labels}).labels == parsed
+
+
+class _SmallBodies(BaseHTTPRequestHandler):
+    """A proxy in front of VictoriaMetrics that takes at most `limit` lines a request
+    (as nginx takes at most 1 MB): larger writes are answered 413."""
+
+    upstream = ""
+    limit = 7
+    too_large = 0
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        raw = gzip.decompress(body) if self.headers.get("Content-Encoding") == "gzip" else body
+        if len(raw.splitlines()) > self.limit:
+            type(self).too_large += 1
+            self.send_response(413)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        request = urllib.request.Request(self.upstream + self.path, data=raw, method="POST")
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            status = answer.status
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+def test_a_write_too_large_for_a_proxy_goes_again_in_smaller_parts(
+    ghserver: FakeGitHub, cli: Invoke, vm: VictoriaMetrics, tmp_path: Path
+) -> None:
+    handler = type("Proxy", (_SmallBodies,), {"upstream": vm.url, "too_large": 0})
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        populate(ghserver, runs=10)
+        env = {
+            "GITHUB_API_URL": ghserver.url,
+            "MULTIVAC_STATE_DIR": str(tmp_path / "s"),
+            "INFLUX_URL": f"http://127.0.0.1:{proxy.server_address[1]}",
+            "INFLUX_TOKEN": "t",
+            "INFLUX_ORG": "o",
+            "INFLUX_BUCKET": "b",
+        }
+        result = cli(
+            "gather", "octo/faulty", "--no-logs", "--since", "1d", "-f", "influxdb", env=env
+        )
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert result.exit_code == 0, result.stderr
+    assert "rejected" not in result.stderr
+    assert handler.too_large >= 1
+    assert len(vm.points()) == 30 + 10  # every job and run

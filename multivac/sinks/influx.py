@@ -201,8 +201,9 @@ class Spool:
 
 
 def _rejected(exc: WriteFailed) -> bool:
-    """A 4xx about the data itself (400, 413, 422): retrying cannot help. Auth (401,
-    403), a missing bucket (404) and throttling (429) are not the data's fault."""
+    """A 4xx about the data itself (400, 422; 413 for a single line): retrying cannot
+    help. Auth (401, 403), a missing bucket (404) and throttling (429) are not the
+    data's fault."""
     status = exc.status
     return status is not None and 400 <= status < 500 and status not in (401, 403, 404, 429)
 
@@ -267,6 +268,20 @@ class InfluxSink:
             self.outage.succeeded()
             return
 
+    def _write(self, lines: list[str]) -> None:
+        """Write lines; a 413 (a body too large for the server, or for a proxy in front
+        of it: nginx takes 1 MB by default) is no fault of the data: the lines go again
+        in halves, and later chunks start at the size that passed."""
+        try:
+            self._deliver("a write", partial(self.writer.write, lines))
+        except WriteFailed as exc:
+            if exc.status != 413 or len(lines) < 2:
+                raise
+            half = len(lines) // 2
+            self.chunk_size = min(self.chunk_size, half)
+            self._write(lines[:half])
+            self._write(lines[half:])
+
     def replay(self) -> int:
         """Deliver spooled files, oldest first; returns the number of points delivered."""
         delivered = 0
@@ -279,7 +294,7 @@ class InfluxSink:
                         key = PointKey.from_json(line)
                         self._deliver("a delete", partial(self.writer.delete, key))
                 else:
-                    self._deliver("a write", partial(self.writer.write, lines))
+                    self._write(lines)
             except WriteFailed as exc:
                 if _rejected(exc):
                     self._set_aside(path, len(lines), exc)
@@ -343,7 +358,7 @@ class InfluxSink:
                 self.stats.spooled += len(chunk)
                 continue
             try:
-                self._deliver("a write", partial(self.writer.write, chunk))
+                self._write(chunk)
                 self.stats.written += len(chunk)
             except WriteFailed as exc:
                 path = self.spool.add(chunk)
