@@ -454,3 +454,13 @@ def test_a_write_too_large_for_a_proxy_goes_again_in_smaller_parts(
     assert "rejected" not in result.stderr
     assert handler.too_large >= 1
     assert len(vm.points()) == 30 + 10  # every job and run
+
+
+def test_an_unreachable_api_is_named(cli: Invoke) -> None:
+    url = "http://ci:Pw_in_the_URL@127.0.0.1:9/api/v3"
+    result = cli("gather", "octo/x", "--since", "1h", env={"GITHUB_API_URL": url})
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == (
+        "error: cannot reach GitHub at http://ci:***@127.0.0.1:9/api/v3 for repository "
+        "octo/x (ConnectionError); check GITHUB_API_URL and the network."
+    )

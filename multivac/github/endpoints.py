@@ -27,14 +27,15 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _wrap(failure: HTTPFailure, what: str, *, token: bool = True) -> GitHubError:
-    """A final failure as one sentence for the user (`token`: whether one was sent)."""
-    error = _sentence(failure, what, token=token)
+def _wrap(failure: HTTPFailure, what: str, *, token: bool = True, url: str = "") -> GitHubError:
+    """A final failure as one sentence for the user (`token`: whether one was sent;
+    `url`: the API's, named when it cannot be reached)."""
+    error = _sentence(failure, what, token=token, url=url)
     error.status = failure.status
     return error
 
 
-def _sentence(failure: HTTPFailure, what: str, *, token: bool) -> GitHubError:
+def _sentence(failure: HTTPFailure, what: str, *, token: bool, url: str) -> GitHubError:
     message = failure.message
     if failure.status == 401 and not token:
         return GitHubError(
@@ -61,7 +62,11 @@ def _sentence(failure: HTTPFailure, what: str, *, token: bool) -> GitHubError:
             "(GitHub Enterprise: https://HOST/api/v3) and any proxy in between."
         )
     if failure.status is None:
-        return GitHubError(f"cannot reach GitHub for {what} ({message}).")
+        where = f" at {url}" if url else ""
+        return GitHubError(
+            f"cannot reach GitHub{where} for {what} ({message}); check GITHUB_API_URL and "
+            "the network."
+        )
     return GitHubError(f"GitHub answered HTTP {failure.status} for {what}: {message}")
 
 
@@ -87,7 +92,7 @@ class GitHubSource:
         self.truncated_windows: list[str] = []
 
     def _wrap(self, failure: HTTPFailure, what: str) -> GitHubError:
-        return _wrap(failure, what, token=bool(self.settings.token))
+        return _wrap(failure, what, token=bool(self.settings.token), url=self.settings.api_url)
 
     def summary(self) -> str:
         """Requests and budget, for the end-of-gather line."""
