@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import re2
-import yaml
 
 from multivac import prefilter as _prefilter
 from multivac.errors import RuleError
@@ -47,6 +46,7 @@ from multivac.logstream import (
 from multivac.model import Classification
 from multivac.prefilter import active_engine, available_engines, engine_status, unanchored
 from multivac.signature import signature
+from multivac.yamlentries import load_yaml, read_entries
 
 __all__ = [
     "Catalog",
@@ -231,9 +231,6 @@ def _compile_set(patterns: list[str]) -> Any:
     return rule_set
 
 
-_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 10 times faster
-
-
 # ---------------------------------------------------------------------------- loading
 
 
@@ -259,12 +256,9 @@ def _read_source(source: str) -> tuple[str, str]:
 
 def _problems_in(text: str, name: str) -> tuple[list[Rule], list[str], set[str]]:
     """Rules of one file, the problems found, and the ids it disables."""
-    try:
-        data = yaml.load(text, Loader=_YAML_LOADER)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        return [], [f"{name}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"], set()
+    data, problem = load_yaml(text, name)
+    if problem is not None:
+        return [], [problem], set()
     entries = data.get("rules") if isinstance(data, dict) else data
     # `tests:` holds test-result parsers (multivac.testresults validates them)
     if isinstance(data, dict) and set(data) - {"rules", "tests", "version"}:
@@ -274,32 +268,8 @@ def _problems_in(text: str, name: str) -> tuple[list[Rule], list[str], set[str]]
         entries = []  # a file of test-result parsers only
     if not isinstance(entries, list):
         return [], [f"{name}: expected a list of rules under 'rules:'"], set()
-    rules: list[Rule] = []
-    problems: list[str] = []
-    disabled: set[str] = set()
-    seen: set[str] = set()
-    for index, entry in enumerate(entries, 1):
-        label = f"{name}: rule #{index}"
-        if not isinstance(entry, dict):
-            problems.append(f"{label}: expected a mapping with id, type and patterns")
-            continue
-        rule_id = entry.get("id")
-        if isinstance(rule_id, str):
-            label = f"{name}: rule {rule_id!r} (#{index})"
-        rule, why = _rule_from(entry, name)
-        if why:
-            problems.extend(f"{label}: {reason}" for reason in why)
-            continue
-        if rule_id in seen:
-            problems.append(f"{label}: duplicate id in this file")
-            continue
-        seen.add(str(rule_id))
-        if entry.get("disabled") is True:
-            disabled.add(str(rule_id))
-            continue
-        if rule is not None:
-            rules.append(rule)
-    return rules, problems, disabled
+    found = read_entries(entries, name, "rule", "a mapping with id, type and patterns", _rule_from)
+    return found.built, found.problems, found.disabled
 
 
 def _strings(value: Any) -> list[str] | None:

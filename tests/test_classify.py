@@ -351,7 +351,8 @@ rules:
             "rules:\n  - {id: x, type: t, patterns: [a]}\n  - {id: x, type: t, patterns: [b]}\n",
             "duplicate id",
         ),
-        ("rules: [\n", "not valid YAML"),
+        ("rules:\n  - {id: x, type: t, patterns: [a]\n  - b\n", "not valid YAML at line 3"),
+        ("rules:\n  - just a string\n", "rule #1: expected a mapping"),
         ("rules:\n  - id: x\n    type: successful_jobs\n    patterns: [a]\n", "reserved"),
     ],
 )

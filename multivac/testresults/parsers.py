@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import re2
-import yaml
 
 from multivac.logstream import clean_text
 from multivac.testresults.model import (
@@ -41,6 +40,7 @@ from multivac.testresults.model import (
     TestResult,
     clip_message,
 )
+from multivac.yamlentries import load_yaml, read_entries
 
 __all__ = [
     "Block",
@@ -564,12 +564,9 @@ def parsers_from_text(text: str, name: str) -> tuple[list[TestParser], list[str]
     """Parsers of one file's `tests:` section, the problems found, the ids it disables.
 
     A file without a `tests:` key has no parsers and no problems: a plain rules file."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        return [], [f"{name}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"], set()
+    data, problem = load_yaml(text, name)
+    if problem is not None:
+        return [], [problem], set()
     if isinstance(data, list) or data is None:
         return [], [], set()
     if not isinstance(data, dict):
@@ -583,31 +580,10 @@ def parsers_from_text(text: str, name: str) -> tuple[list[TestParser], list[str]
         return [], [], set()
     if not isinstance(entries, list):
         return [], [f"{name}: expected a list of parsers under 'tests:'"], set()
-    parsers: list[TestParser] = []
-    problems: list[str] = []
-    disabled: set[str] = set()
-    seen: set[str] = set()
-    for index, entry in enumerate(entries, 1):
-        label = f"{name}: tests parser #{index}"
-        if not isinstance(entry, dict):
-            problems.append(f"{label}: expected a mapping with id, framework and patterns")
-            continue
-        parser_id = entry.get("id")
-        if isinstance(parser_id, str):
-            label = f"{name}: tests parser {parser_id!r} (#{index})"
-        parser, why = _parser_from(entry, name)
-        if why:
-            problems.extend(f"{label}: {reason}" for reason in why)
-            continue
-        if parser_id in seen:
-            problems.append(f"{label}: duplicate id in this file")
-            continue
-        seen.add(str(parser_id))
-        if entry.get("disabled") is True:
-            disabled.add(str(parser_id))
-        elif parser is not None:
-            parsers.append(parser)
-    return parsers, problems, disabled
+    found = read_entries(
+        entries, name, "tests parser", "a mapping with id, framework and patterns", _parser_from
+    )
+    return found.built, found.problems, found.disabled
 
 
 def _builtin_texts() -> list[tuple[str, str]]:
