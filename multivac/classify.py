@@ -46,7 +46,7 @@ from multivac.logstream import (
 from multivac.model import Classification
 from multivac.prefilter import active_engine, available_engines, engine_status, unanchored
 from multivac.signature import signature
-from multivac.yamlentries import load_yaml, read_entries
+from multivac.yamlentries import head_problems, load_yaml, read_entries
 
 __all__ = [
     "Catalog",
@@ -84,7 +84,6 @@ RULE_KEYS = frozenset(
         "disabled",
     }
 )
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TYPE = re.compile(r"^[a-z][a-z0-9_]*$")
 GAP = 30  # error-looking lines at most this far apart form one block
 BLOCKS_BACK = 3  # in console logs, how many blocks back from the last one may decide
@@ -281,17 +280,9 @@ def _strings(value: Any) -> list[str] | None:
 
 
 def _rule_from(entry: dict[str, Any], origin: str) -> tuple[Rule | None, list[str]]:
-    why: list[str] = []
-    unknown = set(map(str, entry)) - RULE_KEYS
-    if unknown:
-        why.append(f"unknown keys: {', '.join(sorted(unknown))}")
-    rule_id = entry.get("id")
-    if not isinstance(rule_id, str) or not _ID.match(rule_id):
-        why.append("'id' must be a name of letters, digits, '.', '_' or '-'")
-    if entry.get("disabled") is True and not why:
+    why, only_disables = head_problems(entry, RULE_KEYS)
+    if only_disables:
         return None, []
-    if "disabled" in entry and not isinstance(entry["disabled"], bool):
-        why.append("'disabled' must be true or false")
     kind = entry.get("type")
     if not isinstance(kind, str) or not _TYPE.match(kind):
         why.append("'type' must be a lower-case name like test_failure")
@@ -341,7 +332,7 @@ def _rule_from(entry: dict[str, Any], origin: str) -> tuple[Rule | None, list[st
         return None, why
     return (
         Rule(
-            id=str(rule_id),
+            id=str(entry["id"]),
             type=str(kind),
             patterns=tuple(patterns or ()),
             priority=int(priority),

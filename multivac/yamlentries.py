@@ -8,13 +8,16 @@ them all, each with its file, its id or position, and the reason; an entry may b
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import yaml
 
 T = TypeVar("T")
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 #: libyaml's loader when the wheel has it: about 10 times faster on the shipped catalog
 YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -87,3 +90,21 @@ def read_entries(
         elif built is not None:
             out.built.append(built)
     return out
+
+
+def head_problems(entry: dict[str, Any], keys: Collection[str]) -> tuple[list[str], bool]:
+    """What is wrong with the keys every entry shares (unknown keys, `id`, `disabled`),
+    and whether the entry only switches off an entry of its id, so the rest of it need
+    not be checked."""
+    why: list[str] = []
+    unknown = set(map(str, entry)) - set(keys)
+    if unknown:
+        why.append(f"unknown keys: {', '.join(sorted(unknown))}")
+    entry_id = entry.get("id")
+    if not isinstance(entry_id, str) or not _ID.match(entry_id):
+        why.append("'id' must be a name of letters, digits, '.', '_' or '-'")
+    if entry.get("disabled") is True and not why:
+        return [], True
+    if "disabled" in entry and not isinstance(entry["disabled"], bool):
+        why.append("'disabled' must be true or false")
+    return why, False

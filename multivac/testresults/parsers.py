@@ -40,7 +40,7 @@ from multivac.testresults.model import (
     TestResult,
     clip_message,
 )
-from multivac.yamlentries import load_yaml, read_entries
+from multivac.yamlentries import head_problems, load_yaml, read_entries
 
 __all__ = [
     "Block",
@@ -89,7 +89,6 @@ EXPECT_KEYS = frozenset(
 TOP_LEVEL_KEYS = frozenset({"rules", "tests", "version"})
 DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 NULL_CONFIGURATIONS = frozenset({"", "null", "none", "~", "-"})
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _FRAMEWORK = re.compile(r"^[a-z][a-z0-9_.+-]*$")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _GROUP = re.compile(r"\(\?P<([A-Za-z_][A-Za-z0-9_]*)>")
@@ -446,17 +445,9 @@ def _templates(value: Any, default: tuple[str, ...], what: str, why: list[str]) 
 
 
 def _parser_from(entry: dict[str, Any], origin: str) -> tuple[TestParser | None, list[str]]:
-    why: list[str] = []
-    unknown = set(map(str, entry)) - PARSER_KEYS
-    if unknown:
-        why.append(f"unknown keys: {', '.join(sorted(unknown))}")
-    parser_id = entry.get("id")
-    if not isinstance(parser_id, str) or not _ID.match(parser_id):
-        why.append("'id' must be a name of letters, digits, '.', '_' or '-'")
-    if entry.get("disabled") is True and not why:
+    why, only_disables = head_problems(entry, PARSER_KEYS)
+    if only_disables:
         return None, []
-    if "disabled" in entry and not isinstance(entry["disabled"], bool):
-        why.append("'disabled' must be true or false")
     framework = entry.get("framework")
     if not isinstance(framework, str) or not _FRAMEWORK.match(framework):
         why.append("'framework' must be a lower-case name like pytest")
@@ -531,7 +522,7 @@ def _parser_from(entry: dict[str, Any], origin: str) -> tuple[TestParser | None,
         return None, why
     return (
         TestParser(
-            id=str(parser_id),
+            id=str(entry["id"]),
             framework=str(framework),
             patterns=tuple(patterns),
             status=status,
