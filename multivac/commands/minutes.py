@@ -20,7 +20,7 @@ from rich.console import Console
 
 from multivac.commands.failures import fill_store
 from multivac.config import CapacityPlan, GitHubSettings, StorePlan, UsagePlan
-from multivac.errors import ConfigError, MultivacError, SinkError
+from multivac.errors import ConfigError, MultivacError
 from multivac.minutes import CapacityFormat, capacity_jobs, minute_load, usage, usage_jobs
 from multivac.minutes.capacity import MinuteLoad, render_json, render_table
 from multivac.minutes.records import load_points
@@ -149,10 +149,5 @@ def _write_load(plan: CapacityPlan, load: MinuteLoad, console: Console) -> None:
     influx = sink if isinstance(sink, InfluxTargets) else None
     line = f"{points} runner_load points"
     console.print(f"{line}; {influx.note()}." if influx else f"{line}.", markup=False)
-    if influx is not None and influx.failure:
-        later = (
-            " The spooled points are delivered by the next gather or `multivac replay`."
-            if influx.spooled
-            else ""
-        )
-        raise SinkError(influx.failure.rstrip(".") + "." + later)
+    if influx is not None:
+        influx.raise_failure()
