@@ -796,7 +796,8 @@ def _file_chunks(
     path: Path, size: int = 1 << 20, start: int = 0, end: int | None = None
 ) -> Iterator[bytes]:
     with open(path, "rb") as handle:
-        handle.seek(start)
+        if start:
+            handle.seek(start)  # a pipe (`<(zcat job.log.gz)`, /dev/stdin) is read from 0
         left = None if end is None else end - start
         while left is None or left > 0:
             chunk = handle.read(size if left is None else min(size, left))

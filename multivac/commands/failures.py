@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from multivac.config import GatherPlan, GitHubSettings, StorePlan
-from multivac.errors import ConfigError, MultivacError, SinkError
+from multivac.errors import ConfigError, MultivacError, SinkError, os_reason
 from multivac.queries import (
     Outcome,
     SignatureCount,
@@ -222,6 +222,6 @@ def report(
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(page, encoding="utf-8")
     except OSError as exc:
-        raise SinkError(f"cannot write {html}: {exc.strerror or exc}.") from None
+        raise SinkError(f"cannot write {html}: {os_reason(exc)}.") from None
     console.print(f"wrote {html} ({len(items)} job attempts).", markup=False)
     _done(failed)
