@@ -36,8 +36,6 @@ def fill_store(
     """Gather whatever part of the window the store does not cover for the plan's
     repositories (all stored ones when it names none). A gather that stops early is
     returned, not raised: the command shows what the store has, then raises it."""
-    from multivac.commands.gather import NullSink, gather
-
     with Store.open(plan.state_dir, github=github.api_url) as store:
         repos = plan.repos or tuple(store.repositories())
         if not repos:
@@ -47,6 +45,10 @@ def fill_store(
             )
         missing = [r for r in repos if not store.covers(r, plan.since, plan.until)]
     if missing and not plan.offline:
+        # the GitHub client and the sinks load only when a gather is due: a report of
+        # a covered window starts in a fraction of the time
+        from multivac.commands.gather import NullSink, gather
+
         try:
             gather(
                 GatherPlan(

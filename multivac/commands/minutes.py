@@ -28,7 +28,6 @@ from multivac.minutes.usage import render, unknown_labels_note
 from multivac.model import LOAD_SCHEMA, LoadRecord, packaged_prices
 from multivac.retry import RetryPolicy
 from multivac.sinks import Format, build_sink
-from multivac.sinks.targets import InfluxTargets
 from multivac.store import Store
 
 #: runner_load points handed to the sink at a time (a month of minutes is ~250,000)
@@ -117,6 +116,8 @@ def capacity_report(
 
 
 def _write_load(plan: CapacityPlan, load: MinuteLoad, console: Console) -> None:
+    from multivac.sinks.targets import InfluxTargets  # the InfluxDB client: only here
+
     spool = plan.store.state_dir / "spool"
     points = 0
     with ExitStack() as stack:
