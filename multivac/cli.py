@@ -25,7 +25,7 @@ from typer.core import TyperGroup
 from multivac import __version__, config
 from multivac.commands.tests import LastSeenFormat
 from multivac.config import Environment, redact
-from multivac.errors import MultivacError
+from multivac.errors import MultivacError, os_reason
 from multivac.minutes.capacity import CapacityBy, CapacityFormat
 from multivac.minutes.usage import GroupBy, Period, UsageFormat
 from multivac.retry import RetryPolicy
@@ -144,7 +144,7 @@ def _output_failed(exc: OSError) -> int:
     does); the exit code."""
     _quiet_stdout()
     if exc.errno != errno.EPIPE:
-        err.print(f"error: cannot write the output: {exc.strerror or exc}.", markup=False)
+        err.print(f"error: cannot write the output: {os_reason(exc)}.", markup=False)
     return 1
 
 

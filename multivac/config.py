@@ -21,7 +21,7 @@ from dotenv import dotenv_values, find_dotenv
 
 from multivac import configfile
 from multivac.configfile import ConfigFile
-from multivac.errors import ConfigError
+from multivac.errors import ConfigError, os_reason
 from multivac.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ class Environment:
             except UnicodeDecodeError:
                 raise ConfigError(f"cannot read {path}: it is not UTF-8 text.") from None
             except OSError as exc:
-                raise ConfigError(f"cannot read {path}: {exc.strerror or exc}.") from None
+                raise ConfigError(f"cannot read {path}: {os_reason(exc)}.") from None
             self._dotenv = {k: v for k, v in values.items() if v is not None}
         self.config: ConfigFile | None = None
         if use_config:

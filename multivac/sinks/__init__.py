@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, TextIO, cast
 
 from multivac.config import InfluxSettings
-from multivac.errors import SinkError
+from multivac.errors import SinkError, os_reason
 from multivac.model import JOB_SCHEMA, PointKey, Record, Schema
 from multivac.retry import Notify, RetryPolicy
 from multivac.sinks.base import Sink
@@ -38,7 +38,7 @@ def _open(output: Path | None, binary: bool, stack: ExitStack) -> IO[Any]:
             else open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115
         )
     except OSError as exc:
-        raise SinkError(f"cannot write {output}: {exc.strerror or exc}.") from None
+        raise SinkError(f"cannot write {output}: {os_reason(exc)}.") from None
 
     def close() -> None:
         # every sink flushes in write() and close(), where a failure is reported (as a
@@ -60,7 +60,7 @@ class _Guarded:
         self._name = name
 
     def _failed(self, exc: OSError) -> SinkError:
-        return SinkError(f"cannot write {self._name}: {exc.strerror or exc}.")
+        return SinkError(f"cannot write {self._name}: {os_reason(exc)}.")
 
     def write(self, records: Iterable[Record]) -> None:
         try:
@@ -109,7 +109,7 @@ def build_sink(
     try:
         return _Guarded(_file_sink(fmt, stack, output, lean, schemas), name)
     except OSError as exc:  # a header written at once
-        raise SinkError(f"cannot write {name}: {exc.strerror or exc}.") from None
+        raise SinkError(f"cannot write {name}: {os_reason(exc)}.") from None
 
 
 def _file_sink(
