@@ -464,3 +464,35 @@ def test_an_unreachable_api_is_named(cli: Invoke) -> None:
         "error: cannot reach GitHub at http://ci:***@127.0.0.1:9/api/v3 for repository "
         "octo/x (ConnectionError); check GITHUB_API_URL and the network."
     )
+
+
+def test_a_damaged_log_archive_never_passes_for_the_whole_log(
+    ghserver: FakeGitHub, cli: Invoke, tmp_path: Path
+) -> None:
+    """A log archive cut off (a full disk, a broken copy) would let reclassify move the job
+    to whatever the first half of its log shows; `logs show` would print half a log."""
+    repo = ghserver.add_repo("octo/faulty")
+    run = repo.add_run(created_at=NOW - timedelta(hours=2), conclusion="failure")
+    noise = "".join(
+        f"2026-10-01T12:00:00.0000000Z step output line {n} {n * 7919}\n" for n in range(4000)
+    )
+    log = noise + "2026-10-01T12:00:01.0000000Z FAILED tests/test_a.py::test_x - assert 1 == 2\n"
+    job = run.add_job("test", conclusion="failure", log=log)
+    state = tmp_path / "s"
+    env = {"GITHUB_API_URL": ghserver.url, "MULTIVAC_STATE_DIR": str(state)}
+    gathered = cli("gather", "octo/faulty", "--since", "1d", env=env)
+    assert gathered.exit_code == 0, gathered.stderr
+    assert "test_failure 1" in gathered.stderr
+    archived = state / "logs" / f"{job.id}.log.gz"
+    archived.write_bytes(archived.read_bytes()[: archived.stat().st_size // 2])
+    shown = cli("logs", "show", str(job.id), env=env)
+    assert shown.exit_code == 1
+    assert shown.stderr.strip() == (
+        f"error: the archived log {archived} is damaged (cut off before its end); remove it "
+        "(a gather reads the log again while GitHub keeps it)."
+    )
+    again = cli("reclassify", env=env)
+    assert again.exit_code == 0, again.stderr
+    assert again.stderr.strip() == "reclassified 0 jobs."
+    archived.write_bytes(b"not gzip at all")
+    assert "(not gzip: " in cli("logs", "show", str(job.id), env=env).stderr
