@@ -496,3 +496,32 @@ def test_a_damaged_log_archive_never_passes_for_the_whole_log(
     assert again.stderr.strip() == "reclassified 0 jobs."
     archived.write_bytes(b"not gzip at all")
     assert "(not gzip: " in cli("logs", "show", str(job.id), env=env).stderr
+
+
+def test_a_damaged_spool_file_is_set_aside_not_in_the_way(
+    cli: Invoke, vm: VictoriaMetrics, tmp_path: Path
+) -> None:
+    """Every gather to InfluxDB delivers the spool first: one file that cannot be read
+    (not UTF-8, a cut-off retraction) must not stop them all."""
+    spool = tmp_path / "s" / "spool"
+    spool.mkdir(parents=True)
+    (spool / "01.lp").write_bytes(b"\xff\xfe garbage\n")
+    (spool / "02.lp").write_text("deploys,service=api s=42 1700000000000000000\n")
+    (spool / "03.del").write_text('["deploys", [["service"\n')
+    env = {
+        "MULTIVAC_STATE_DIR": str(tmp_path / "s"),
+        "INFLUX_URL": vm.url,
+        "INFLUX_TOKEN": "t",
+        "INFLUX_ORG": "o",
+        "INFLUX_BUCKET": "b",
+    }
+    result = cli("replay", env=env)
+    assert result.exit_code == 1
+    assert "delivered 1 spooled points" in result.stderr
+    for name in ("01.lp", "03.del"):
+        assert f"error: the spool file {name} cannot be read (" in result.stderr
+        assert (spool / "rejected" / name).is_file()
+    assert len(vm.points()) == 1
+    again = cli("replay", env=env)
+    assert again.exit_code == 0, again.stderr
+    assert "nothing to replay" in again.stderr

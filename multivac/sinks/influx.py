@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path
 
 from multivac.config import InfluxSettings, redact
-from multivac.errors import SinkError
+from multivac.errors import SinkError, os_reason
 from multivac.model import PointKey, Record
 from multivac.retry import Notify, Outage, OutageStop, RetryPolicy
 from multivac.sinks.lineproto import to_lines
@@ -193,7 +193,8 @@ class Spool:
     def pending(self) -> list[Path]:
         if not self.directory.is_dir():
             return []
-        return sorted([*self.directory.glob("*.lp"), *self.directory.glob("*.del")])
+        found = [*self.directory.glob("*.lp"), *self.directory.glob("*.del")]
+        return sorted(path for path in found if path.is_file())
 
     @staticmethod
     def read(path: Path) -> list[str]:
@@ -286,12 +287,18 @@ class InfluxSink:
         """Deliver spooled files, oldest first; returns the number of points delivered."""
         delivered = 0
         for path in self.spool.pending():
-            lines = self.spool.read(path)
             retractions = path.suffix == ".del"
             try:
+                lines = self.spool.read(path)
+                keys = [PointKey.from_json(line) for line in lines] if retractions else []
+            except (OSError, ValueError, TypeError) as exc:
+                # a damaged file (not UTF-8, cut off, edited) must not hold back the
+                # files after it, nor every gather that delivers the spool first
+                self._unreadable(path, exc)
+                continue
+            try:
                 if retractions:
-                    for line in lines:
-                        key = PointKey.from_json(line)
+                    for key in keys:
                         self._deliver("a delete", partial(self.writer.delete, key))
                 else:
                     self._write(lines)
@@ -309,6 +316,13 @@ class InfluxSink:
             # the whole spool went through: the server is back, write to it again
             self._down = False
         return delivered
+
+    def _unreadable(self, path: Path, exc: Exception) -> None:
+        reason = os_reason(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+        target = self.spool.reject(path, f"cannot be read: {reason}")
+        self.stats.messages.append(
+            f"the spool file {path.name} cannot be read ({reason}); set aside as {target}."
+        )
 
     def _set_aside(self, path: Path, count: int, exc: WriteFailed) -> None:
         """A chunk the server refused as data: keep it, with the server's message."""
