@@ -143,6 +143,37 @@ def test_layout_detection(sample: str, kind: str) -> None:
     assert detect_layout(sample.encode()).kind == kind
 
 
+@pytest.mark.parametrize(
+    ("lines", "text"),
+    [
+        # Jenkins' Timestamper plugin: two spaces after the time (its documented example)
+        (["21:51:15  Started by user anonymous", "21:51:16  + mypy src"], b"+ mypy src"),
+        (["2020-03-19 13:16:47  Building on master", "2020-03-19 13:16:48  + make"], b"+ make"),
+        # one space: a line's own indentation stays
+        (
+            ["12:00:01 Traceback (most recent call last):", '12:00:02   File "a.py"'],
+            b'  File "a.py"',
+        ),
+    ],
+)
+def test_console_timestamps_are_stripped_with_their_separator(
+    lines: list[str], text: bytes
+) -> None:
+    layout = detect_layout("\n".join(lines).encode())
+    assert layout.kind == PLAIN
+    assert layout.split(lines[-1].encode()) == (b"", text)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_timestamper_console_is_classified_like_a_bare_one(engine: str) -> None:
+    lines = ["Started by user admin", "+ mypy --strict src"]
+    lines += ['src/shop/cart.py:18: error: Argument 1 to "len" has incompatible type  [arg-type]']
+    lines += ["Found 1 error in 1 file (checked 2 source files)", "Finished: FAILURE"]
+    data = "".join(f"12:00:{i:02d}  {line}\n" for i, line in enumerate(lines)).encode()
+    found = classify(data, engine)
+    assert (found.type, found.line_number) == ("lint_error", 3)
+
+
 # ---------------------------------------------------------------------------- first cause
 
 
