@@ -42,6 +42,7 @@ from multivac.classify import (  # noqa: E402
 from multivac.logstream import clean_text  # noqa: E402
 
 EVAL = ROOT / "bench" / "eval"
+SETS = ("development", "holdout", "holdout2", "holdout3", "holdout4")
 TS = "2026-10-01T12:{:02d}:{:02d}.{:07d}Z "
 
 
@@ -59,13 +60,15 @@ def load_cases(which: str = "development") -> list[Case]:
     holdout set (outputs2/ and holdout2.yaml: written before the catalog round of issue 9
     changed any rule, and never used to change one) or the third (outputs3/: real outputs
     of tools and messages the catalog's examples do not contain, committed before the rule
-    changes they led to)."""
+    changes they led to) or the fourth (outputs4/: more of them, made after those rule
+    changes to measure them, committed before the changes it led to)."""
     cases = []
-    if which == "holdout3":
-        for path in sorted((EVAL / "outputs3").glob("*.txt")):
+    if which in ("holdout3", "holdout4"):
+        number = which[-1]
+        for path in sorted((EVAL / f"outputs{number}").glob("*.txt")):
             kind, _, name = path.stem.partition("__")
             text = path.read_text(encoding="utf-8")
-            cases.append(Case(f"out3:{name}", kind, tuple(text.splitlines())))
+            cases.append(Case(f"out{number}:{name}", kind, tuple(text.splitlines())))
         return cases
     if which == "holdout2":
         for path in sorted((EVAL / "outputs2").glob("*.txt")):
@@ -318,14 +321,14 @@ def main() -> None:
     parser.add_argument(
         "sets",
         nargs="*",
-        help="which sets to evaluate: development, holdout, holdout2, holdout3 (default: all)",
+        help="which sets to evaluate: development, holdout, holdout2-4 (default: all)",
     )
     args = parser.parse_args()
-    unknown = set(args.sets) - {"development", "holdout", "holdout2", "holdout3"}
+    unknown = set(args.sets) - set(SETS)
     if unknown:
         parser.error(f"unknown set(s): {', '.join(sorted(unknown))}")
     catalog = load_catalog()
-    for which in args.sets or ("development", "holdout", "holdout2", "holdout3"):
+    for which in args.sets or SETS:
         evaluate(which, catalog, args.engine, args.verbose)
 
 
@@ -338,7 +341,7 @@ def evaluate(which: str, catalog: Catalog, engine: str | None, verbose: bool) ->
         # the failure's own output: not the filler, the summaries or the other steps
         error_lines = {normal(line) for line in case.lines if line.strip()}
         jobs: list[tuple[str, bytes, dict[str, object]]] = []
-        styles = 3 if which == "holdout3" else 1
+        styles = 3 if which in ("holdout3", "holdout4") else 1
         if case.layout == "plain":
             jobs.append(("console", render_console(case, rng, styles), {}))
         else:
