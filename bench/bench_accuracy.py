@@ -42,7 +42,7 @@ from multivac.classify import (  # noqa: E402
 from multivac.logstream import clean_text  # noqa: E402
 
 EVAL = ROOT / "bench" / "eval"
-SETS = ("development", "holdout", "holdout2", "holdout3", "holdout4")
+SETS = ("development", "holdout", "holdout2", "holdout3", "holdout4", "holdout5")
 TS = "2026-10-01T12:{:02d}:{:02d}.{:07d}Z "
 
 
@@ -61,14 +61,21 @@ def load_cases(which: str = "development") -> list[Case]:
     changed any rule, and never used to change one) or the third (outputs3/: real outputs
     of tools and messages the catalog's examples do not contain, committed before the rule
     changes they led to) or the fourth (outputs4/: more of them, made after those rule
-    changes to measure them, committed before the changes it led to)."""
+    changes to measure them, committed before the changes it led to) or the fifth (holdout5.yaml:
+    Jenkins consoles quoted in public issues)."""
     cases = []
-    if which in ("holdout3", "holdout4"):
+    if which in ("holdout3", "holdout4", "holdout5"):
         number = which[-1]
         for path in sorted((EVAL / f"outputs{number}").glob("*.txt")):
             kind, _, name = path.stem.partition("__")
             text = path.read_text(encoding="utf-8")
             cases.append(Case(f"out{number}:{name}", kind, tuple(text.splitlines())))
+        quoted = EVAL / f"{which}.yaml"
+        if quoted.exists():
+            for index, entry in enumerate(yaml.safe_load(quoted.read_text(encoding="utf-8")), 1):
+                lines = tuple(entry["lines"])
+                layout = entry.get("layout", "github")
+                cases.append(Case(f"{which}:{index}:{entry['type']}", entry["type"], lines, layout))
         return cases
     if which == "holdout2":
         for path in sorted((EVAL / "outputs2").glob("*.txt")):
@@ -321,7 +328,7 @@ def main() -> None:
     parser.add_argument(
         "sets",
         nargs="*",
-        help="which sets to evaluate: development, holdout, holdout2-4 (default: all)",
+        help="which sets to evaluate: development, holdout, holdout2-5 (default: all)",
     )
     args = parser.parse_args()
     unknown = set(args.sets) - set(SETS)
@@ -341,7 +348,7 @@ def evaluate(which: str, catalog: Catalog, engine: str | None, verbose: bool) ->
         # the failure's own output: not the filler, the summaries or the other steps
         error_lines = {normal(line) for line in case.lines if line.strip()}
         jobs: list[tuple[str, bytes, dict[str, object]]] = []
-        styles = 3 if which in ("holdout3", "holdout4") else 1
+        styles = 3 if which in ("holdout3", "holdout4", "holdout5") else 1
         if case.layout == "plain":
             jobs.append(("console", render_console(case, rng, styles), {}))
         else:
