@@ -9,7 +9,8 @@ here (`bench/eval/cases.yaml`). Each is placed in generated job logs the way CI 
   failure followed by the usual summaries (`make: *** Error 2`, the exit code), then
   steps that run because the job failed (a notification that fails too, an upload);
   half of them with the job's steps known (as `gather` passes them), half without;
-- the same job in the `gh run view --log` layout;
+- the same job in the `gh run view --log` layout (for the third to fifth sets also as gh
+  shows a run whose log archive has no per-step files: every line under `UNKNOWN STEP`);
 - a Jenkins-style console log (timestamps, a long stack trace after the failure); for the
   third holdout set also a Maven freestyle job's console without timestamps and a Pipeline
   console with the Timestamper plugin's `HH:MM:SS` prefix.
@@ -237,9 +238,12 @@ def render_raw(job: Job) -> bytes:
     return "".join(job.stamp() + text + "\n" for _step, text in job.rows).encode("utf-8")
 
 
-def render_gh(job: Job) -> bytes:
+def render_gh(job: Job, unknown: bool = False) -> bytes:
+    """`gh run view --log`; with `unknown`, as gh shows a run whose log archive has no
+    per-step files: every line under `UNKNOWN STEP`, the whole job's log."""
     return "".join(
-        f"build (ubuntu-latest)\t{step}\t{job.stamp()}{text}\n" for step, text in job.rows
+        f"build (ubuntu-latest)\t{'UNKNOWN STEP' if unknown else step}\t{job.stamp()}{text}\n"
+        for step, text in job.rows
     ).encode("utf-8")
 
 
@@ -356,6 +360,9 @@ def evaluate(which: str, catalog: Catalog, engine: str | None, verbose: bool) ->
             known = {"steps": steps, "failed_step_number": failed}
             jobs.append(("github", render_raw(job), known if rng.random() < 0.5 else {}))
             jobs.append(("gh", render_gh(job), known if rng.random() < 0.5 else {}))
+            if styles > 1:
+                unknown = render_gh(job, unknown=True)
+                jobs.append(("gh-unk", unknown, known if rng.random() < 0.5 else {}))
             jobs.append(("console", render_console(case, rng, styles), {}))
         for layout, data, known in jobs:
             found = classify_log([data], catalog, engine=engine, **known)  # type: ignore[arg-type]

@@ -419,6 +419,38 @@ def test_gh_run_view_log_layout(engine: str) -> None:
     assert classify(data, engine).type == "compile_error"
 
 
+@pytest.mark.parametrize("unknown", ["UNKNOWN STEP", "UNKNOWN"])
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("known", [False, True])
+def test_gh_log_without_step_names_is_split_at_its_run_headers(
+    unknown: str, engine: str, known: bool
+) -> None:
+    # gh shows a run whose log archive has no per-step files with every line under one
+    # placeholder step: the whole job's log, whose ##[group]Run headers still mark steps
+    lines = [
+        "Current runner version: '2.321.0'",
+        "##[group]Run ./configure --with-blosc",
+        "conftest.c:1:10: fatal error: 'blosc.h' file not found",
+        "configure: WARNING: blosc not found, building without it",
+        "##[group]Run go test ./...",
+        *real("go-build-failed.txt"),
+        "##[error]Process completed with exit code 1.",
+        "##[group]Run ./notify.sh",
+        "curl: (6) Could not resolve host: chat",
+        "##[error]Process completed with exit code 6.",
+    ]
+    data = gh_view("build (ubuntu-latest)", [(unknown, lines)])
+    assert detect_layout(data).kind == GH
+    steps = ["Set up job", "Configure", "Run go test ./...", "Notify", "Complete job"]
+    kw: dict[str, object] = {"steps": steps, "failed_step_number": 3} if known else {}
+    found = classify(data, engine, **kw)
+    assert (found.type, found.evidence) == (
+        "compile_error",
+        "broken/b.go:3:23: undefined: undefinedThing",
+    )
+    assert found.also == "network_error"
+
+
 # ---------------------------------------------------------------------------- both engines
 
 
