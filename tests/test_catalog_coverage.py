@@ -227,8 +227,11 @@ def test_context_only_list_names_real_parsers() -> None:
             "Error [ERR_MODULE_NOT_FOUND]: Cannot find package 'zod' imported from /w/a.js",
         ),
         (  # ... and alone it still says Node crashed
-            ["Error: config/app.json is missing", "    at loadConfig (file:///w/a.mjs:3:9)"]
-            + ["Node.js v20.20.2"],
+            [
+                "Error: config/app.json is missing",
+                "    at loadConfig (file:///w/a.mjs:3:9)",
+                "Node.js v20.20.2",
+            ],
             "crash",
             "Node.js v20.20.2",
         ),
