@@ -43,7 +43,8 @@ from multivac.classify import (  # noqa: E402
 from multivac.logstream import clean_text  # noqa: E402
 
 EVAL = ROOT / "bench" / "eval"
-SETS = ("development", "holdout", "holdout2", "holdout3", "holdout4", "holdout5")
+LATER_SETS = ("holdout3", "holdout4", "holdout5", "holdout6")  # written in the same round
+SETS = ("development", "holdout", "holdout2", *LATER_SETS)
 TS = "2026-10-01T12:{:02d}:{:02d}.{:07d}Z "
 
 
@@ -63,9 +64,10 @@ def load_cases(which: str = "development") -> list[Case]:
     of tools and messages the catalog's examples do not contain, committed before the rule
     changes they led to) or the fourth (outputs4/: more of them, made after those rule
     changes to measure them, committed before the changes it led to) or the fifth (holdout5.yaml:
-    Jenkins consoles quoted in public issues)."""
+    Jenkins consoles quoted in public issues) or the sixth (outputs6/: a last round of real
+    outputs, committed before the changes it led to)."""
     cases = []
-    if which in ("holdout3", "holdout4", "holdout5"):
+    if which in LATER_SETS:
         number = which[-1]
         for path in sorted((EVAL / f"outputs{number}").glob("*.txt")):
             kind, _, name = path.stem.partition("__")
@@ -332,7 +334,7 @@ def main() -> None:
     parser.add_argument(
         "sets",
         nargs="*",
-        help="which sets to evaluate: development, holdout, holdout2-5 (default: all)",
+        help="which sets to evaluate: development, holdout, holdout2-6 (default: all)",
     )
     args = parser.parse_args()
     unknown = set(args.sets) - set(SETS)
@@ -352,7 +354,7 @@ def evaluate(which: str, catalog: Catalog, engine: str | None, verbose: bool) ->
         # the failure's own output: not the filler, the summaries or the other steps
         error_lines = {normal(line) for line in case.lines if line.strip()}
         jobs: list[tuple[str, bytes, dict[str, object]]] = []
-        styles = 3 if which in ("holdout3", "holdout4", "holdout5") else 1
+        styles = 3 if which in LATER_SETS else 1
         if case.layout == "plain":
             jobs.append(("console", render_console(case, rng, styles), {}))
         else:
