@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import re2
-import yaml
 
 from multivac import prefilter as _prefilter
 from multivac.errors import RuleError
@@ -47,6 +46,7 @@ from multivac.logstream import (
 from multivac.model import Classification
 from multivac.prefilter import active_engine, available_engines, engine_status, unanchored
 from multivac.signature import signature
+from multivac.yamlentries import head_problems, load_yaml, read_entries
 
 __all__ = [
     "Catalog",
@@ -84,7 +84,6 @@ RULE_KEYS = frozenset(
         "disabled",
     }
 )
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TYPE = re.compile(r"^[a-z][a-z0-9_]*$")
 GAP = 30  # error-looking lines at most this far apart form one block
 BLOCKS_BACK = 3  # in console logs, how many blocks back from the last one may decide
@@ -231,9 +230,6 @@ def _compile_set(patterns: list[str]) -> Any:
     return rule_set
 
 
-_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 10 times faster
-
-
 # ---------------------------------------------------------------------------- loading
 
 
@@ -259,12 +255,9 @@ def _read_source(source: str) -> tuple[str, str]:
 
 def _problems_in(text: str, name: str) -> tuple[list[Rule], list[str], set[str]]:
     """Rules of one file, the problems found, and the ids it disables."""
-    try:
-        data = yaml.load(text, Loader=_YAML_LOADER)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        return [], [f"{name}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"], set()
+    data, problem = load_yaml(text, name)
+    if problem is not None:
+        return [], [problem], set()
     entries = data.get("rules") if isinstance(data, dict) else data
     # `tests:` holds test-result parsers (multivac.testresults validates them)
     if isinstance(data, dict) and set(data) - {"rules", "tests", "version"}:
@@ -274,32 +267,8 @@ def _problems_in(text: str, name: str) -> tuple[list[Rule], list[str], set[str]]
         entries = []  # a file of test-result parsers only
     if not isinstance(entries, list):
         return [], [f"{name}: expected a list of rules under 'rules:'"], set()
-    rules: list[Rule] = []
-    problems: list[str] = []
-    disabled: set[str] = set()
-    seen: set[str] = set()
-    for index, entry in enumerate(entries, 1):
-        label = f"{name}: rule #{index}"
-        if not isinstance(entry, dict):
-            problems.append(f"{label}: expected a mapping with id, type and patterns")
-            continue
-        rule_id = entry.get("id")
-        if isinstance(rule_id, str):
-            label = f"{name}: rule {rule_id!r} (#{index})"
-        rule, why = _rule_from(entry, name)
-        if why:
-            problems.extend(f"{label}: {reason}" for reason in why)
-            continue
-        if rule_id in seen:
-            problems.append(f"{label}: duplicate id in this file")
-            continue
-        seen.add(str(rule_id))
-        if entry.get("disabled") is True:
-            disabled.add(str(rule_id))
-            continue
-        if rule is not None:
-            rules.append(rule)
-    return rules, problems, disabled
+    found = read_entries(entries, name, "rule", "a mapping with id, type and patterns", _rule_from)
+    return found.built, found.problems, found.disabled
 
 
 def _strings(value: Any) -> list[str] | None:
@@ -311,17 +280,9 @@ def _strings(value: Any) -> list[str] | None:
 
 
 def _rule_from(entry: dict[str, Any], origin: str) -> tuple[Rule | None, list[str]]:
-    why: list[str] = []
-    unknown = set(map(str, entry)) - RULE_KEYS
-    if unknown:
-        why.append(f"unknown keys: {', '.join(sorted(unknown))}")
-    rule_id = entry.get("id")
-    if not isinstance(rule_id, str) or not _ID.match(rule_id):
-        why.append("'id' must be a name of letters, digits, '.', '_' or '-'")
-    if entry.get("disabled") is True and not why:
+    why, only_disables = head_problems(entry, RULE_KEYS)
+    if only_disables:
         return None, []
-    if "disabled" in entry and not isinstance(entry["disabled"], bool):
-        why.append("'disabled' must be true or false")
     kind = entry.get("type")
     if not isinstance(kind, str) or not _TYPE.match(kind):
         why.append("'type' must be a lower-case name like test_failure")
@@ -371,7 +332,7 @@ def _rule_from(entry: dict[str, Any], origin: str) -> tuple[Rule | None, list[st
         return None, why
     return (
         Rule(
-            id=str(rule_id),
+            id=str(entry["id"]),
             type=str(kind),
             patterns=tuple(patterns or ()),
             priority=int(priority),
@@ -841,7 +802,8 @@ def _file_chunks(
     path: Path, size: int = 1 << 20, start: int = 0, end: int | None = None
 ) -> Iterator[bytes]:
     with open(path, "rb") as handle:
-        handle.seek(start)
+        if start:
+            handle.seek(start)  # a pipe (`<(zcat job.log.gz)`, /dev/stdin) is read from 0
         left = None if end is None else end - start
         while left is None or left > 0:
             chunk = handle.read(size if left is None else min(size, left))

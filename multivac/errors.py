@@ -47,3 +47,10 @@ class IngestError(MultivacError):
     """A file to read back (CSV, annotated CSV, JSON, JSON Lines, line protocol) is invalid."""
 
     exit_code = 2
+
+
+def os_reason(exc: BaseException) -> str:
+    """The reason of an OS error for the middle of a sentence: `strerror` where the OS
+    gave one ("No such file or directory"), else the text, without its final period."""
+    strerror = getattr(exc, "strerror", None)
+    return str(strerror or exc).rstrip(".")

@@ -45,7 +45,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
-from multivac.errors import IngestError
+from multivac.errors import IngestError, os_reason
 from multivac.model import (
     _INT_LEAN_KEYS,
     JOB_SCHEMA,
@@ -917,7 +917,7 @@ def _open(path: Path) -> IO[str]:
             return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
         return open(path, encoding="utf-8-sig", newline="")
     except OSError as exc:
-        raise IngestError(f"cannot read {path}: {exc.strerror or exc}.") from None
+        raise IngestError(f"cannot read {path}: {os_reason(exc)}.") from None
 
 
 def _extension(path: Path) -> str:

@@ -37,7 +37,7 @@ from datetime import UTC
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from multivac.errors import MultivacError
+from multivac.errors import MultivacError, os_reason
 from multivac.model import clean
 from multivac.retry import Outage, OutageStop, RetryPolicy
 
@@ -239,5 +239,5 @@ def write_step_summary(
         with open(path, "ab") as handle:
             handle.write(data)
     except OSError as exc:
-        raise NotifyError(f"cannot write the step summary {path}: {exc.strerror or exc}.") from None
+        raise NotifyError(f"cannot write the step summary {path}: {os_reason(exc)}.") from None
     return path

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -351,7 +353,8 @@ rules:
             "rules:\n  - {id: x, type: t, patterns: [a]}\n  - {id: x, type: t, patterns: [b]}\n",
             "duplicate id",
         ),
-        ("rules: [\n", "not valid YAML"),
+        ("rules:\n  - {id: x, type: t, patterns: [a]\n  - b\n", "not valid YAML at line 3"),
+        ("rules:\n  - just a string\n", "rule #1: expected a mapping"),
         ("rules:\n  - id: x\n    type: successful_jobs\n    patterns: [a]\n", "reserved"),
     ],
 )
@@ -413,6 +416,24 @@ def test_classify_command_text_and_json(cli: Invoke, tmp_path: Path) -> None:
     missing = cli("classify", str(tmp_path / "nope.log"))
     assert missing.exit_code == 2
     assert "no such file" in missing.stderr
+
+
+def test_classify_reads_a_pipe(cli: Invoke, tmp_path: Path) -> None:
+    """`multivac classify <(zcat job.log.gz)` names a pipe, which cannot seek."""
+    fifo = tmp_path / "job.pipe"
+    os.mkfifo(fifo)
+    body = log("##[group]Run npm ci", "npm ERR! code ERESOLVE", "##[error]exit 1")
+
+    def feed() -> None:
+        with open(fifo, "wb") as writer:
+            writer.write(body)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    result = cli("classify", "--json", str(fifo))
+    writer.join(timeout=10)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)[0]["type"] == "dependency_error"
 
 
 def test_rules_list_and_check_commands(cli: Invoke, tmp_path: Path) -> None:

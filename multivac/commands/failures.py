@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from multivac.config import GatherPlan, GitHubSettings, StorePlan
-from multivac.errors import ConfigError, MultivacError, SinkError
+from multivac.errors import ConfigError, MultivacError, SinkError, os_reason
 from multivac.queries import (
     Outcome,
     SignatureCount,
@@ -36,8 +36,6 @@ def fill_store(
     """Gather whatever part of the window the store does not cover for the plan's
     repositories (all stored ones when it names none). A gather that stops early is
     returned, not raised: the command shows what the store has, then raises it."""
-    from multivac.commands.gather import NullSink, gather
-
     with Store.open(plan.state_dir, github=github.api_url) as store:
         repos = plan.repos or tuple(store.repositories())
         if not repos:
@@ -47,6 +45,10 @@ def fill_store(
             )
         missing = [r for r in repos if not store.covers(r, plan.since, plan.until)]
     if missing and not plan.offline:
+        # the GitHub client and the sinks load only when a gather is due: a report of
+        # a covered window starts in a fraction of the time
+        from multivac.commands.gather import NullSink, gather
+
         try:
             gather(
                 GatherPlan(
@@ -222,6 +224,6 @@ def report(
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(page, encoding="utf-8")
     except OSError as exc:
-        raise SinkError(f"cannot write {html}: {exc.strerror or exc}.") from None
+        raise SinkError(f"cannot write {html}: {os_reason(exc)}.") from None
     console.print(f"wrote {html} ({len(items)} job attempts).", markup=False)
     _done(failed)

@@ -220,13 +220,8 @@ def gather(plan: GatherPlan, console: Console, *, sink: Sink | None = None) -> S
             for lost in source.truncated_windows:
                 notify(f"warning: {lost}")
             notify(describe(summary, source, influx.note() if influx else None))
-    if influx is not None and influx.failure:
-        later = (
-            " The spooled points are delivered by the next gather or `multivac replay`."
-            if influx.spooled
-            else ""
-        )
-        raise SinkError(influx.failure.rstrip(".") + "." + later)
+    if influx is not None:
+        influx.raise_failure()
     if summary.pending_jobs:
         raise PendingLogs(
             f"the logs of {summary.pending_jobs} failed jobs could not be read; they are "

@@ -11,6 +11,18 @@ from pathlib import Path
 
 from rich.console import Console
 
+from multivac.errors import os_reason
+
+
+def not_a_file(path: Path, console: Console) -> bool:
+    """Say so when a log named on the command line is missing or a directory; the other
+    files are still read, and the command exits 2."""
+    if path.exists() and not path.is_dir():
+        return False  # a pipe such as <(zcat job.log.gz) is read too
+    why = "is a directory" if path.is_dir() else "no such file"
+    console.print(f"error: {path}: {why}.", markup=False)
+    return True
+
 
 def classify_files(paths: list[Path], rules: Sequence[str], as_json: bool, console: Console) -> int:
     from multivac.classify import classify_file, load_catalog
@@ -19,15 +31,13 @@ def classify_files(paths: list[Path], rules: Sequence[str], as_json: bool, conso
     results = []
     code = 0
     for path in paths:
-        if not path.exists() or path.is_dir():
-            why = "is a directory" if path.is_dir() else "no such file"
-            console.print(f"error: {path}: {why}.", markup=False)
+        if not_a_file(path, console):
             code = 2
             continue
         try:
             found = classify_file(path, catalog)
         except OSError as exc:
-            console.print(f"error: {path}: {exc.strerror or exc}.", markup=False)
+            console.print(f"error: {path}: {os_reason(exc)}.", markup=False)
             code = 2
             continue
         results.append(

@@ -20,7 +20,7 @@ from rich.console import Console
 
 from multivac.commands.failures import fill_store
 from multivac.config import CapacityPlan, GitHubSettings, StorePlan, UsagePlan
-from multivac.errors import ConfigError, MultivacError, SinkError
+from multivac.errors import ConfigError, MultivacError
 from multivac.minutes import CapacityFormat, capacity_jobs, minute_load, usage, usage_jobs
 from multivac.minutes.capacity import MinuteLoad, render_json, render_table
 from multivac.minutes.records import load_points
@@ -28,7 +28,6 @@ from multivac.minutes.usage import render, unknown_labels_note
 from multivac.model import LOAD_SCHEMA, LoadRecord, packaged_prices
 from multivac.retry import RetryPolicy
 from multivac.sinks import Format, build_sink
-from multivac.sinks.targets import InfluxTargets
 from multivac.store import Store
 
 #: runner_load points handed to the sink at a time (a month of minutes is ~250,000)
@@ -117,6 +116,8 @@ def capacity_report(
 
 
 def _write_load(plan: CapacityPlan, load: MinuteLoad, console: Console) -> None:
+    from multivac.sinks.targets import InfluxTargets  # the InfluxDB client: only here
+
     spool = plan.store.state_dir / "spool"
     points = 0
     with ExitStack() as stack:
@@ -149,10 +150,5 @@ def _write_load(plan: CapacityPlan, load: MinuteLoad, console: Console) -> None:
     influx = sink if isinstance(sink, InfluxTargets) else None
     line = f"{points} runner_load points"
     console.print(f"{line}; {influx.note()}." if influx else f"{line}.", markup=False)
-    if influx is not None and influx.failure:
-        later = (
-            " The spooled points are delivered by the next gather or `multivac replay`."
-            if influx.spooled
-            else ""
-        )
-        raise SinkError(influx.failure.rstrip(".") + "." + later)
+    if influx is not None:
+        influx.raise_failure()

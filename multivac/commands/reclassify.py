@@ -11,7 +11,6 @@ from rich.console import Console
 
 from multivac.archive import LogArchive
 from multivac.config import ReclassifyPlan
-from multivac.errors import SinkError
 from multivac.model import JOB_SCHEMA, TEST_SCHEMA, JobRecord
 from multivac.publish import publish
 from multivac.reclassify import TestsChange
@@ -88,8 +87,8 @@ def _write(
         finally:
             if sink is not None:
                 sink.close()
-        if isinstance(sink, InfluxTargets) and sink.failure:
-            raise SinkError(sink.failure)
+        if isinstance(sink, InfluxTargets):
+            sink.raise_failure()
 
 
 def _tests(sink: Sink | None, store: Store, tests: Sequence[TestsChange]) -> None:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from rich.console import Console
 
 from multivac.config import ServePlan, redact
-from multivac.errors import MultivacError
+from multivac.errors import MultivacError, os_reason
 from multivac.serve.app import Service
 
 GRACE_S = 25  # how long requests in flight may take to finish after SIGTERM
@@ -40,7 +40,7 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.listen(2048)
     except OSError as exc:
         sock.close()
-        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}.") from None
+        raise ServeError(f"cannot listen on {host}:{port}: {os_reason(exc)}.") from None
     sock.setblocking(False)
     return sock
 

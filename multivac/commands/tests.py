@@ -15,8 +15,9 @@ from typing import IO, TYPE_CHECKING
 
 from rich.console import Console
 
+from multivac.commands.local import not_a_file
 from multivac.config import GitHubSettings, StorePlan
-from multivac.errors import MultivacError, SinkError
+from multivac.errors import MultivacError, SinkError, os_reason
 from multivac.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -50,16 +51,14 @@ def parse_logs(
     out: list[dict[str, object]] = []
     code = 0
     for path in paths:
-        if not path.exists() or path.is_dir():
-            why = "is a directory" if path.is_dir() else "no such file"
-            console.print(f"error: {path}: {why}.", markup=False)
+        if not_a_file(path, console):
             code = 2
             continue
         collector = TestCollector(parsers)
         try:
             scan_log(_chunks(path), catalog, listeners=[collector])
         except OSError as exc:
-            console.print(f"error: {path}: {exc.strerror or exc}.", markup=False)
+            console.print(f"error: {path}: {os_reason(exc)}.", markup=False)
             code = 2
             continue
         results = collector.results()
@@ -227,7 +226,7 @@ def last_seen(
             with open(output, "w", encoding="utf-8", newline="") as handle:
                 _write_table(handle, cells, fmt, plan, branch)
     except OSError as exc:
-        raise SinkError(f"cannot write {output}: {exc.strerror or exc}.") from None
+        raise SinkError(f"cannot write {output}: {os_reason(exc)}.") from None
     console.print(f"{len(rows)} failing tests last seen in the window.", markup=False)
     if failed is not None:
         raise failed

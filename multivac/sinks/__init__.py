@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, TextIO, cast
 
 from multivac.config import InfluxSettings
-from multivac.errors import SinkError
+from multivac.errors import SinkError, os_reason
 from multivac.model import JOB_SCHEMA, Schema
 from multivac.retry import Notify, RetryPolicy
 from multivac.sinks.base import Sink
@@ -34,7 +34,7 @@ def _open(output: Path | None, binary: bool, stack: ExitStack) -> IO[Any]:
             return stack.enter_context(open(output, "wb"))
         return stack.enter_context(open(output, "w", encoding="utf-8", newline=""))
     except OSError as exc:
-        raise SinkError(f"cannot write {output}: {exc.strerror or exc}.") from None
+        raise SinkError(f"cannot write {output}: {os_reason(exc)}.") from None
 
 
 def build_sink(

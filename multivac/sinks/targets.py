@@ -238,6 +238,18 @@ class InfluxTargets:
         failures = [sink.failure for sink in self.sinks if sink.failure]
         return "; ".join(failures) if failures else None
 
+    def raise_failure(self) -> None:
+        """Raise the `SinkError` a command exits with when some target spooled or set
+        aside points, saying where spooled points go next."""
+        if self.failure is None:
+            return
+        later = (
+            " The spooled points are delivered by the next gather or `multivac replay`."
+            if self.spooled
+            else ""
+        )
+        raise SinkError(self.failure.rstrip(".") + "." + later)
+
     def note(self) -> str:
         """What happened to the points, per target, for the gather summary."""
         if len(self.targets) == 1 and self.targets[0].tests is None:

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import re2
-import yaml
 
 from multivac.logstream import clean_text
 from multivac.testresults.model import (
@@ -41,6 +40,7 @@ from multivac.testresults.model import (
     TestResult,
     clip_message,
 )
+from multivac.yamlentries import head_problems, load_yaml, read_entries
 
 __all__ = [
     "Block",
@@ -89,7 +89,6 @@ EXPECT_KEYS = frozenset(
 TOP_LEVEL_KEYS = frozenset({"rules", "tests", "version"})
 DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 NULL_CONFIGURATIONS = frozenset({"", "null", "none", "~", "-"})
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _FRAMEWORK = re.compile(r"^[a-z][a-z0-9_.+-]*$")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _GROUP = re.compile(r"\(\?P<([A-Za-z_][A-Za-z0-9_]*)>")
@@ -446,17 +445,9 @@ def _templates(value: Any, default: tuple[str, ...], what: str, why: list[str]) 
 
 
 def _parser_from(entry: dict[str, Any], origin: str) -> tuple[TestParser | None, list[str]]:
-    why: list[str] = []
-    unknown = set(map(str, entry)) - PARSER_KEYS
-    if unknown:
-        why.append(f"unknown keys: {', '.join(sorted(unknown))}")
-    parser_id = entry.get("id")
-    if not isinstance(parser_id, str) or not _ID.match(parser_id):
-        why.append("'id' must be a name of letters, digits, '.', '_' or '-'")
-    if entry.get("disabled") is True and not why:
+    why, only_disables = head_problems(entry, PARSER_KEYS)
+    if only_disables:
         return None, []
-    if "disabled" in entry and not isinstance(entry["disabled"], bool):
-        why.append("'disabled' must be true or false")
     framework = entry.get("framework")
     if not isinstance(framework, str) or not _FRAMEWORK.match(framework):
         why.append("'framework' must be a lower-case name like pytest")
@@ -531,7 +522,7 @@ def _parser_from(entry: dict[str, Any], origin: str) -> tuple[TestParser | None,
         return None, why
     return (
         TestParser(
-            id=str(parser_id),
+            id=str(entry["id"]),
             framework=str(framework),
             patterns=tuple(patterns),
             status=status,
@@ -564,12 +555,9 @@ def parsers_from_text(text: str, name: str) -> tuple[list[TestParser], list[str]
     """Parsers of one file's `tests:` section, the problems found, the ids it disables.
 
     A file without a `tests:` key has no parsers and no problems: a plain rules file."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        return [], [f"{name}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"], set()
+    data, problem = load_yaml(text, name)
+    if problem is not None:
+        return [], [problem], set()
     if isinstance(data, list) or data is None:
         return [], [], set()
     if not isinstance(data, dict):
@@ -583,31 +571,10 @@ def parsers_from_text(text: str, name: str) -> tuple[list[TestParser], list[str]
         return [], [], set()
     if not isinstance(entries, list):
         return [], [f"{name}: expected a list of parsers under 'tests:'"], set()
-    parsers: list[TestParser] = []
-    problems: list[str] = []
-    disabled: set[str] = set()
-    seen: set[str] = set()
-    for index, entry in enumerate(entries, 1):
-        label = f"{name}: tests parser #{index}"
-        if not isinstance(entry, dict):
-            problems.append(f"{label}: expected a mapping with id, framework and patterns")
-            continue
-        parser_id = entry.get("id")
-        if isinstance(parser_id, str):
-            label = f"{name}: tests parser {parser_id!r} (#{index})"
-        parser, why = _parser_from(entry, name)
-        if why:
-            problems.extend(f"{label}: {reason}" for reason in why)
-            continue
-        if parser_id in seen:
-            problems.append(f"{label}: duplicate id in this file")
-            continue
-        seen.add(str(parser_id))
-        if entry.get("disabled") is True:
-            disabled.add(str(parser_id))
-        elif parser is not None:
-            parsers.append(parser)
-    return parsers, problems, disabled
+    found = read_entries(
+        entries, name, "tests parser", "a mapping with id, framework and patterns", _parser_from
+    )
+    return found.built, found.problems, found.disabled
 
 
 def _builtin_texts() -> list[tuple[str, str]]:
