@@ -9,8 +9,11 @@ here (`bench/eval/cases.yaml`). Each is placed in generated job logs the way CI 
   failure followed by the usual summaries (`make: *** Error 2`, the exit code), then
   steps that run because the job failed (a notification that fails too, an upload);
   half of them with the job's steps known (as `gather` passes them), half without;
-- the same job in the `gh run view --log` layout;
-- a Jenkins-style console log (timestamps, a long stack trace after the failure).
+- the same job in the `gh run view --log` layout (for the third to fifth sets also as gh
+  shows a run whose log archive has no per-step files: every line under `UNKNOWN STEP`);
+- a Jenkins-style console log (timestamps, a long stack trace after the failure); for the
+  third holdout set also a Maven freestyle job's console without timestamps and a Pipeline
+  console with the Timestamper plugin's `HH:MM:SS` prefix.
 
 It prints the share of failed jobs given the right type and the share whose evidence is
 on one of the failure's own lines (not on filler, a generic summary, a setup step or a
@@ -40,6 +43,8 @@ from multivac.classify import (  # noqa: E402
 from multivac.logstream import clean_text  # noqa: E402
 
 EVAL = ROOT / "bench" / "eval"
+LATER_SETS = ("holdout3", "holdout4", "holdout5", "holdout6", "holdout7")  # this round
+SETS = ("development", "holdout", "holdout2", *LATER_SETS)
 TS = "2026-10-01T12:{:02d}:{:02d}.{:07d}Z "
 
 
@@ -55,8 +60,26 @@ def load_cases(which: str = "development") -> list[Case]:
     """The development set (real outputs and cases.yaml, used to find general gaps in the
     catalog), the holdout set (holdout.yaml, never used to change a rule) or the second
     holdout set (outputs2/ and holdout2.yaml: written before the catalog round of issue 9
-    changed any rule, and never used to change one)."""
+    changed any rule, and never used to change one) or the third (outputs3/: real outputs
+    of tools and messages the catalog's examples do not contain, committed before the rule
+    changes they led to) or the fourth (outputs4/: more of them, made after those rule
+    changes to measure them, committed before the changes it led to) or the fifth (holdout5.yaml:
+    Jenkins consoles quoted in public issues) or the sixth (outputs6/: a last round of real
+    outputs, committed before the changes it led to)."""
     cases = []
+    if which in LATER_SETS:
+        number = which[-1]
+        for path in sorted((EVAL / f"outputs{number}").glob("*.txt")):
+            kind, _, name = path.stem.partition("__")
+            text = path.read_text(encoding="utf-8")
+            cases.append(Case(f"out{number}:{name}", kind, tuple(text.splitlines())))
+        quoted = EVAL / f"{which}.yaml"
+        if quoted.exists():
+            for index, entry in enumerate(yaml.safe_load(quoted.read_text(encoding="utf-8")), 1):
+                lines = tuple(entry["lines"])
+                layout = entry.get("layout", "github")
+                cases.append(Case(f"{which}:{index}:{entry['type']}", entry["type"], lines, layout))
+        return cases
     if which == "holdout2":
         for path in sorted((EVAL / "outputs2").glob("*.txt")):
             kind, _, name = path.stem.partition("__")
@@ -217,13 +240,22 @@ def render_raw(job: Job) -> bytes:
     return "".join(job.stamp() + text + "\n" for _step, text in job.rows).encode("utf-8")
 
 
-def render_gh(job: Job) -> bytes:
+def render_gh(job: Job, unknown: bool = False) -> bytes:
+    """`gh run view --log`; with `unknown`, as gh shows a run whose log archive has no
+    per-step files: every line under `UNKNOWN STEP`, the whole job's log."""
     return "".join(
-        f"build (ubuntu-latest)\t{step}\t{job.stamp()}{text}\n" for step, text in job.rows
+        f"build (ubuntu-latest)\t{'UNKNOWN STEP' if unknown else step}\t{job.stamp()}{text}\n"
+        for step, text in job.rows
     ).encode("utf-8")
 
 
-def render_console(case: Case, rng: random.Random) -> bytes:
+def render_console(case: Case, rng: random.Random, styles: int = 1) -> bytes:
+    """A Jenkins console log; `styles` above 1 lets the rng pick among the Pipeline log with
+    ISO timestamps, a freestyle Maven job without timestamps and a Pipeline log with the
+    Timestamper plugin's `HH:MM:SS` prefix."""
+    style = rng.randrange(styles) if styles > 1 else 0
+    if style == 1:
+        return render_freestyle(case, rng)
     lines = [
         "Started by an SCM change",
         "Running on linux-agent-3 in /var/lib/jenkins/workspace/app",
@@ -240,10 +272,44 @@ def render_console(case: Case, rng: random.Random) -> bytes:
         lines.append("ci.StepFailed: make ci returned 2")
     lines += ["[Pipeline] }", "[Pipeline] // stage", "ERROR: script returned exit code 2"]
     lines.append("Finished: FAILURE")
+    if style == 2:
+        return "".join(
+            f"12:{i // 60 % 60:02d}:{i % 60:02d}  {line}\n" for i, line in enumerate(lines)
+        ).encode("utf-8")
     stamp = "[2026-10-01T12:00:{:02d}.{:03d}Z] "
     return "".join(
         stamp.format(i % 60, rng.randint(0, 999)) + line + "\n" for i, line in enumerate(lines)
     ).encode("utf-8")
+
+
+def render_freestyle(case: Case, rng: random.Random) -> bytes:
+    """A freestyle job's console as Jenkins shows it without the Timestamper plugin."""
+    lines = [
+        "Started by user Build Bot",
+        "Running as SYSTEM",
+        "Building on agent-linux-7 in workspace /home/jenkins/workspace/app-ci",
+        "The recommended git tool is: NONE",
+        "No credentials specified",
+        " > git rev-parse --resolve-git-dir /home/jenkins/workspace/app-ci/.git # timeout=10",
+        "Fetching changes from the remote Git repository",
+        "Checking out Revision 3f2a9c1d7e0b4a5c6d8e9f0a1b2c3d4e5f6a7b8c (refs/remotes/origin/main)",
+        'Commit message: "Retry the upload"',
+        "[app-ci] $ /bin/sh -xe /tmp/jenkins1754238850717315932.sh",
+        "+ ./ci/build.sh",
+    ]
+    lines += [
+        f"[INFO] Downloaded module {i} (12 kB at 340 kB/s)" for i in range(rng.randint(0, 60))
+    ]
+    lines += list(case.lines)
+    lines += [
+        "Build step 'Execute shell' marked build as failure",
+        "Archiving artifacts",
+        "Recording test results",
+        "[Checks API] No suitable checks publisher found.",
+        "Sending e-mails to: dev@example.com",
+        "Finished: FAILURE",
+    ]
+    return "".join(line + "\n" for line in lines).encode("utf-8")
 
 
 def normal(text: str) -> str:
@@ -268,14 +334,14 @@ def main() -> None:
     parser.add_argument(
         "sets",
         nargs="*",
-        help="which sets to evaluate: development, holdout, holdout2 (default: all three)",
+        help="which sets to evaluate: development, holdout, holdout2-7 (default: all)",
     )
     args = parser.parse_args()
-    unknown = set(args.sets) - {"development", "holdout", "holdout2"}
+    unknown = set(args.sets) - set(SETS)
     if unknown:
         parser.error(f"unknown set(s): {', '.join(sorted(unknown))}")
     catalog = load_catalog()
-    for which in args.sets or ("development", "holdout", "holdout2"):
+    for which in args.sets or SETS:
         evaluate(which, catalog, args.engine, args.verbose)
 
 
@@ -288,14 +354,18 @@ def evaluate(which: str, catalog: Catalog, engine: str | None, verbose: bool) ->
         # the failure's own output: not the filler, the summaries or the other steps
         error_lines = {normal(line) for line in case.lines if line.strip()}
         jobs: list[tuple[str, bytes, dict[str, object]]] = []
+        styles = 3 if which in LATER_SETS else 1
         if case.layout == "plain":
-            jobs.append(("console", render_console(case, rng), {}))
+            jobs.append(("console", render_console(case, rng, styles), {}))
         else:
             job, steps, failed = github_job(case, rng)
             known = {"steps": steps, "failed_step_number": failed}
             jobs.append(("github", render_raw(job), known if rng.random() < 0.5 else {}))
             jobs.append(("gh", render_gh(job), known if rng.random() < 0.5 else {}))
-            jobs.append(("console", render_console(case, rng), {}))
+            if styles > 1:
+                unknown = render_gh(job, unknown=True)
+                jobs.append(("gh-unk", unknown, known if rng.random() < 0.5 else {}))
+            jobs.append(("console", render_console(case, rng, styles), {}))
         for layout, data, known in jobs:
             found = classify_log([data], catalog, engine=engine, **known)  # type: ignore[arg-type]
             kind = found.type if found else "unknown_failure"

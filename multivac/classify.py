@@ -430,6 +430,12 @@ def _names_step(header: str, step_name: str | None) -> bool:
     return header in (wanted, bare) or (len(bare) > 3 and header.startswith(bare))
 
 
+# The step column `gh run view --log` writes when the run's log archive has no per-step
+# files (cli/cli#10740: it then shows the whole job's log under this name): the sections
+# come from the `##[group]Run` headers, as in a raw job log.
+UNKNOWN_STEPS = (b"UNKNOWN STEP", b"UNKNOWN")
+
+
 class _Scan:
     """State of one pass over a log; memory bounded by MAX_TRACKED."""
 
@@ -550,7 +556,7 @@ class _Scan:
             except UnicodeDecodeError:
                 raw = raw.decode("utf-8", "replace").encode("utf-8")
         if layout.markers:
-            if layout.kind == GH:
+            if layout.kind == GH and step not in UNKNOWN_STEPS:
                 if step != self.step_column:
                     self.step_column = step
                     self._new_section(step.decode("utf-8", "replace"))

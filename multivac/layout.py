@@ -80,4 +80,17 @@ def detect_layout(sample: bytes) -> Layout:
         hits = sum(1 for line in lines if stamp.match(line))
         if hits > count:
             best, count = stamp, hits
-    return Layout(PLAIN, best if count >= half else None)
+    if best is None or count < half:
+        return Layout(PLAIN, None)
+    return Layout(PLAIN, _wide(best, lines))
+
+
+def _wide(stamp: re.Pattern[bytes], lines: list[bytes]) -> re.Pattern[bytes]:
+    """The stamp with the separator the log uses: Jenkins' Timestamper plugin writes two
+    spaces after its time (`21:51:15  Started by user`), and the second must go too, or no
+    `^` anchored pattern matches. A log whose lines only sometimes have a second space (an
+    indented trace) keeps the one-space stamp, so its indentation stays."""
+    rests = [line[m.end() :] for line in lines if (m := stamp.match(line)) and line[m.end() :]]
+    if rests and sum(1 for rest in rests if rest.startswith(b" ")) >= 0.8 * len(rests):
+        return re.compile(stamp.pattern + b" ?")
+    return stamp

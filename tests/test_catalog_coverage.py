@@ -217,6 +217,61 @@ def test_context_only_list_names_real_parsers() -> None:
             "timeout",
             "E Failed: Timeout (>1.0s) from pytest-timeout.",
         ),
+        (  # Node's closing version line is a symptom: the missing package decides
+            [
+                "Error [ERR_MODULE_NOT_FOUND]: Cannot find package 'zod' imported from /w/a.js",
+                "    at packageResolve (node:internal/modules/esm/resolve:873:9)",
+                "Node.js v20.20.2",
+            ],
+            "dependency_error",
+            "Error [ERR_MODULE_NOT_FOUND]: Cannot find package 'zod' imported from /w/a.js",
+        ),
+        (  # ... and alone it still says Node crashed
+            [
+                "Error: config/app.json is missing",
+                "    at loadConfig (file:///w/a.mjs:3:9)",
+                "Node.js v20.20.2",
+            ],
+            "crash",
+            "Node.js v20.20.2",
+        ),
+        (  # a Python traceback whose last line names a missing module is not a crash
+            [
+                "Traceback (most recent call last):",
+                '  File "/w/tool.py", line 1, in <module>',
+                "ModuleNotFoundError: No module named 'yaml'",
+            ],
+            "dependency_error",
+            "ModuleNotFoundError: No module named 'yaml'",
+        ),
+        (  # unittest prints the exception at the start of a line too: the test decides
+            [
+                "FAIL: test_total (tests.test_cart.CartTest.test_total)",
+                "Traceback (most recent call last):",
+                "AssertionError: 3 != 4",
+            ],
+            "test_failure",
+            "FAIL: test_total (tests.test_cart.CartTest.test_total)",
+        ),
+        (  # the library the linker cannot find explains the undefined references
+            [
+                "/usr/bin/ld: main.o: in function `main': undefined reference to `ZSTD_compress'",
+                "/usr/bin/ld: cannot find -lzstd: No such file or directory",
+                "collect2: error: ld returned 1 exit status",
+            ],
+            "dependency_error",
+            "/usr/bin/ld: cannot find -lzstd: No such file or directory",
+        ),
+        (  # the heap message of Surefire's fork report beats its generic fork error
+            [
+                "[ERROR] There was an error in the forked process",
+                "[ERROR] Java heap space",
+                "[ERROR] org.apache.maven.surefire.booter.SurefireBooterForkException: There "
+                "was an error in the forked process",
+            ],
+            "out_of_memory",
+            "[ERROR] Java heap space",
+        ),
     ],
 )
 def test_cause_precedence_in_the_widened_catalog(

@@ -143,6 +143,37 @@ def test_layout_detection(sample: str, kind: str) -> None:
     assert detect_layout(sample.encode()).kind == kind
 
 
+@pytest.mark.parametrize(
+    ("lines", "text"),
+    [
+        # Jenkins' Timestamper plugin: two spaces after the time (its documented example)
+        (["21:51:15  Started by user anonymous", "21:51:16  + mypy src"], b"+ mypy src"),
+        (["2020-03-19 13:16:47  Building on master", "2020-03-19 13:16:48  + make"], b"+ make"),
+        # one space: a line's own indentation stays
+        (
+            ["12:00:01 Traceback (most recent call last):", '12:00:02   File "a.py"'],
+            b'  File "a.py"',
+        ),
+    ],
+)
+def test_console_timestamps_are_stripped_with_their_separator(
+    lines: list[str], text: bytes
+) -> None:
+    layout = detect_layout("\n".join(lines).encode())
+    assert layout.kind == PLAIN
+    assert layout.split(lines[-1].encode()) == (b"", text)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_timestamper_console_is_classified_like_a_bare_one(engine: str) -> None:
+    lines = ["Started by user admin", "+ mypy --strict src"]
+    lines += ['src/shop/cart.py:18: error: Argument 1 to "len" has incompatible type  [arg-type]']
+    lines += ["Found 1 error in 1 file (checked 2 source files)", "Finished: FAILURE"]
+    data = "".join(f"12:00:{i:02d}  {line}\n" for i, line in enumerate(lines)).encode()
+    found = classify(data, engine)
+    assert (found.type, found.line_number) == ("lint_error", 3)
+
+
 # ---------------------------------------------------------------------------- first cause
 
 
@@ -386,6 +417,38 @@ def test_gh_run_view_log_layout(engine: str) -> None:
     assert found.evidence == "broken/b.go:3:23: undefined: undefinedThing"
     assert found.also == "network_error"
     assert classify(data, engine).type == "compile_error"
+
+
+@pytest.mark.parametrize("unknown", ["UNKNOWN STEP", "UNKNOWN"])
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("known", [False, True])
+def test_gh_log_without_step_names_is_split_at_its_run_headers(
+    unknown: str, engine: str, known: bool
+) -> None:
+    # gh shows a run whose log archive has no per-step files with every line under one
+    # placeholder step: the whole job's log, whose ##[group]Run headers still mark steps
+    lines = [
+        "Current runner version: '2.321.0'",
+        "##[group]Run ./configure --with-blosc",
+        "conftest.c:1:10: fatal error: 'blosc.h' file not found",
+        "configure: WARNING: blosc not found, building without it",
+        "##[group]Run go test ./...",
+        *real("go-build-failed.txt"),
+        "##[error]Process completed with exit code 1.",
+        "##[group]Run ./notify.sh",
+        "curl: (6) Could not resolve host: chat",
+        "##[error]Process completed with exit code 6.",
+    ]
+    data = gh_view("build (ubuntu-latest)", [(unknown, lines)])
+    assert detect_layout(data).kind == GH
+    steps = ["Set up job", "Configure", "Run go test ./...", "Notify", "Complete job"]
+    kw: dict[str, object] = {"steps": steps, "failed_step_number": 3} if known else {}
+    found = classify(data, engine, **kw)
+    assert (found.type, found.evidence) == (
+        "compile_error",
+        "broken/b.go:3:23: undefined: undefinedThing",
+    )
+    assert found.also == "network_error"
 
 
 # ---------------------------------------------------------------------------- both engines
