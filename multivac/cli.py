@@ -716,7 +716,7 @@ def rules_suggest(
 
     with handled():
         env = _env()
-        window = config.parse_window(since or "90d", None)
+        window = config.parse_window(since if since is not None else "90d", None)
         found = local.suggest_rules(
             config.state_dir(state_dir, env), tuple(repos or ()), window.since, top
         )

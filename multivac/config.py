@@ -327,6 +327,8 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 def parse_moment(text: str, option: str, now: datetime | None = None) -> datetime:
     """`30d`, `12h`, `45m` (ago), or an ISO date/datetime (UTC when no zone is given)."""
     now = now or datetime.now(UTC)
+    if not text.strip():
+        raise ConfigError(f"{option} is empty; give a duration like 30d or an ISO date.")
     match = _DURATION.match(text)
     if match:
         amount = float(match.group(1)) * _UNITS[match.group(2).lower()]
@@ -359,8 +361,9 @@ class Window:
 
 def parse_window(since: str | None, until: str | None, now: datetime | None = None) -> Window:
     now = now or datetime.now(UTC)
-    start = parse_moment(since or "1d", "--since", now)
-    end = parse_moment(until, "--until", now) if until else now
+    # an empty value ("--since ''", an unset shell variable) is a mistake, not the default
+    start = parse_moment(since if since is not None else "1d", "--since", now)
+    end = parse_moment(until, "--until", now) if until is not None else now
     if start > end:
         raise ConfigError(
             f"--since ({start:%Y-%m-%dT%H:%M:%SZ}) is after --until ({end:%Y-%m-%dT%H:%M:%SZ})."
@@ -564,6 +567,8 @@ def plan_gather(
     from multivac.sinks import Format
 
     fmt = _format(env, output_format)
+    if since is not None and not since.strip():
+        raise ConfigError("--since is empty; give a duration like 30d or an ISO date.")
     all_history = latest is not None and not since
     if not all_history:
         since = pick(since, env, "gather.since", default="1d").value
@@ -678,7 +683,7 @@ def plan_store(
     all_stored: bool = False,
 ) -> StorePlan:
     """Resolve a store command's flags; with `all_stored`, no repository means all."""
-    window = parse_window(since or default_since, until)
+    window = parse_window(since if since is not None else default_since, until)
     if all_stored and not repos and env.lookup("GITHUB_REPOSITORY") is None:
         chosen: list[str] = []
     else:
@@ -856,8 +861,8 @@ def plan_reclassify(
     targets = influx_targets(env) if output_format is Format.influxdb else ()
     return ReclassifyPlan(
         repos=tuple(repos or ()),
-        since=parse_moment(since, "--since") if since else None,
-        until=parse_moment(until, "--until") if until else None,
+        since=parse_moment(since, "--since") if since is not None else None,
+        until=parse_moment(until, "--until") if until is not None else None,
         rules=rule_sources(rules, env),
         state_dir=state_dir(state, env),
         output_format=output_format,
