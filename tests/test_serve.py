@@ -652,6 +652,37 @@ def test_attempts_completed_out_of_order_are_flaky_at_once(quiet: Serve) -> None
     assert ",flaky=true," in failed
 
 
+def test_a_job_delivered_without_workflow_name_gets_it_from_its_run(quiet: Serve) -> None:
+    """GitHub Enterprise Server's older payloads have no `workflow_name`: the job's point
+    is written without the tag, then again under the run's name when the run completes
+    (as a gather would tag it)."""
+    before = len(output_lines(quiet))
+    job = completed_job(801, run_id=8000, name="lint")
+    del job["workflow_job"]["workflow_name"]
+    assert quiet.post("workflow_job", job).status_code == 202
+    wait_until(lambda: len(output_lines(quiet)) == before + 1)
+    assert "workflow=" not in output_lines(quiet)[before]
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    run = {
+        "id": 8000,
+        "name": "Nightly lint",
+        "head_branch": "main",
+        "head_sha": "d" * 40,
+        "event": "schedule",
+        "status": "completed",
+        "conclusion": "success",
+        "run_attempt": 1,
+        "created_at": now,
+        "updated_at": now,
+        "html_url": "https://github.com/octo/proto/actions/runs/8000",
+    }
+    delivery = {"action": "completed", "workflow_run": run, "repository": job["repository"]}
+    assert quiet.post("workflow_run", delivery).status_code == 202
+    wait_until(lambda: any("job_id=801," in line for line in output_lines(quiet)[before + 1 :]))
+    again = [line for line in output_lines(quiet)[before + 1 :] if "job_id=801," in line]
+    assert len(again) == 1 and "workflow=Nightly\\ lint " in again[0], again
+
+
 def test_events_out_of_order_leave_nothing_in_flight(quiet: Serve) -> None:
     payload = completed_job(700, run_id=7000)
     label = "ubuntu-latest"

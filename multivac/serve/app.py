@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -36,6 +36,7 @@ from multivac.model import (
     JOB_CANCELLED,
     Job,
     Record,
+    Run,
 )
 from multivac.serve.emitter import Emitter
 from multivac.serve.live import LiveState, label_of
@@ -290,20 +291,20 @@ class Service:
         if reading and self.worker is not None:
             self.worker.wake()
         else:
-            self.emitter.submit(self._records(job))
+            self.emitter.submit(self._records(job.run_id, job.name, steps_of=(job.id,)))
         self._complete_if_whole(job.run_id)
         return True
 
-    def _records(self, job: Job) -> list[Record]:
-        """The records of every stored attempt of this job not waiting for its log (a
-        later attempt can make an earlier failure flaky: a new point for it), and the
-        steps of this one."""
+    def _records(self, run_id: int, name: str, *, steps_of: Sequence[int] = ()) -> list[Record]:
+        """The records of every stored attempt of one job of a run not waiting for its
+        log (a later attempt can make an earlier failure flaky: a new point for it), and
+        the steps of the attempts `steps_of`."""
         store = self.store
         assert store is not None
-        run = store.run_of(job.run_id)
+        run = store.run_of(run_id)
         if run is None:
             return []
-        attempts = store.attempts_of(job.run_id, job.name)
+        attempts = store.attempts_of(run_id, name)
         ids = [attempt.id for attempt in attempts]
         return attempt_records(
             self.plan,
@@ -311,7 +312,7 @@ class Service:
             attempts,
             store.classifications_for(ids),
             waiting=store.pending_of(ids),
-            steps_of=(job.id,),
+            steps_of=steps_of,
         )
 
     def _whole(self, run_id: int, created: float | None) -> bool:
@@ -350,11 +351,25 @@ class Service:
         run = run_from_json(repo, data)
         created = run.created_at.timestamp() if run.created_at else None
         whole = self._whole(run.id, created)
+        unnamed = self._unnamed_jobs(run)
         if not store.take_run(delivery, run, complete=whole):
             return False
+        for name in unnamed:  # their points again, under the workflow's name
+            self.emitter.submit(self._records(run.id, name))
         if whole:  # else a gather of the window writes them, with every job
             self.emitter.submit(run_records_of(self.plan, store, run))
         return True
+
+    def _unnamed_jobs(self, run: Run) -> list[str]:
+        """Jobs written before their run was stored, from deliveries without a
+        `workflow_name` (GitHub Enterprise Server before it had the field): their points
+        lack the workflow tag that a gather gives them from the run."""
+        store = self.store
+        assert store is not None
+        before = store.run_of(run.id)
+        if not run.workflow or before is None or before.workflow:
+            return []
+        return sorted({job.name for job in store.jobs_of(run.id) if not job.workflow})
 
     # ------------------------------------------------------------------ reading
 
