@@ -18,9 +18,16 @@ import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from multivac.errors import StoreError
+
 SUFFIX = ".log.gz"
 _TEMPORARIES = itertools.count()  # a download started again never shares a temporary file
 _LEVEL = 1  # logs compress about 10:1 even at the fastest level; the scan must not wait
+
+
+class DamagedLog(StoreError):
+    """An archived log that does not decompress to its end: not gzip, or cut off (a disk
+    that filled up, a copy that broke off). It must not pass for the whole log."""
 
 
 class LogArchive:
@@ -135,11 +142,20 @@ class LogArchive:
 
 def _inflate(path: Path, size: int) -> Iterator[bytes]:
     unpacker = zlib.decompressobj(31)
+    damaged = (
+        f"the archived log {path} is damaged ({{}}); remove it (a gather reads the log "
+        "again while GitHub keeps it)."
+    )
     with open(path, "rb") as handle:
         while packed := handle.read(size):
-            data = unpacker.decompress(packed)
+            try:
+                data = unpacker.decompress(packed)
+            except zlib.error as exc:
+                raise DamagedLog(damaged.format(f"not gzip: {exc}")) from None
             if data:
                 yield data
     rest = unpacker.flush()
     if rest:
         yield rest
+    if not unpacker.eof:
+        raise DamagedLog(damaged.format("cut off before its end"))

@@ -256,7 +256,7 @@ def _read_source(source: str) -> tuple[str, str]:
         text = resources.files("multivac").joinpath(f"rules/{source}.yaml").read_text("utf-8")
         return text, f"pack {source}"
     packs = ", ".join(p for p in shipped_packs() if p != "generic")
-    raise RuleError(f"--rules {source!r} is neither a rules file nor a shipped pack ({packs}).")
+    raise RuleError(f"{source!r} is neither a rules file nor a shipped pack ({packs}).")
 
 
 def _problems_in(text: str, name: str) -> tuple[list[Rule], list[str], set[str]]:

@@ -8,6 +8,7 @@ fired (`multivac check`), 130 interrupted.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -24,7 +25,7 @@ from typer.core import TyperGroup
 from multivac import __version__, config
 from multivac.commands.tests import LastSeenFormat
 from multivac.config import Environment, redact
-from multivac.errors import MultivacError
+from multivac.errors import MultivacError, os_reason
 from multivac.minutes.capacity import CapacityBy, CapacityFormat
 from multivac.minutes.usage import GroupBy, Period, UsageFormat
 from multivac.retry import RetryPolicy
@@ -128,6 +129,34 @@ def handled() -> Iterator[None]:
     except KeyboardInterrupt:
         err.print("interrupted; what was gathered so far is written and kept.", markup=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except OSError as exc:
+        if exc.errno not in _OUTPUT_ERRNOS:
+            raise
+        raise typer.Exit(_output_failed(exc)) from None
+
+
+# what printing to stdout meets: a full disk, a file too large, an I/O error, a closed pipe
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EPIPE})
+
+
+def _output_failed(exc: OSError) -> int:
+    """Say why the output could not be written (nothing when the reader left, as `| head`
+    does); the exit code."""
+    _quiet_stdout()
+    if exc.errno != errno.EPIPE:
+        err.print(f"error: cannot write the output: {os_reason(exc)}.", markup=False)
+    return 1
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that the flush at exit does not fail a second time
+    (with Python's own "Exception ignored" message)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout (CliRunner's buffer)
+        pass
 
 
 def _version(value: bool) -> None:
@@ -687,7 +716,7 @@ def rules_suggest(
 
     with handled():
         env = _env()
-        window = config.parse_window(since or "90d", None)
+        window = config.parse_window(since if since is not None else "90d", None)
         found = local.suggest_rules(
             config.state_dir(state_dir, env), tuple(repos or ()), window.since, top
         )
@@ -1369,7 +1398,7 @@ def config_show(state_dir: StateDirOpt = None) -> None:
         rows = effective(env, state_dir)
         width = max(len(name) for name, _ in rows)
         for name, source in rows:
-            typer.echo(f"{name:<{width}}  {source.value}  [{source.origin}]")
+            typer.echo(redact(f"{name:<{width}}  {source.value}  [{source.origin}]"))
         typer.echo(f"{'.env':<{width}}  {env.dotenv_path or '(none in the current directory)'}")
         chosen = f"{env.config.path} ({env.config.how})" if env.config else "(none)"
         typer.echo(f"{'config file':<{width}}  {chosen}")
@@ -1425,12 +1454,20 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted.", markup=False)
         sys.exit(EXIT_INTERRUPTED)
+    except OSError as exc:
+        if exc.errno not in _OUTPUT_ERRNOS:
+            _unexpected(exc)
+        sys.exit(_output_failed(exc))
     except Exception as exc:  # pragma: no cover - a bug, reported in one line
-        if os.environ.get("MULTIVAC_DEBUG"):
-            raise
-        err.print(
-            f"error: unexpected {type(exc).__name__}: {redact(str(exc))} "
-            "(set MULTIVAC_DEBUG=1 to see the traceback)",
-            markup=False,
-        )
-        sys.exit(1)
+        _unexpected(exc)
+
+
+def _unexpected(exc: Exception) -> NoReturn:
+    if os.environ.get("MULTIVAC_DEBUG"):
+        raise exc
+    err.print(
+        f"error: unexpected {type(exc).__name__}: {redact(str(exc))} "
+        "(set MULTIVAC_DEBUG=1 to see the traceback)",
+        markup=False,
+    )
+    sys.exit(1)

@@ -21,7 +21,7 @@ from dotenv import dotenv_values, find_dotenv
 
 from multivac import configfile
 from multivac.configfile import ConfigFile
-from multivac.errors import ConfigError
+from multivac.errors import ConfigError, os_reason
 from multivac.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -57,11 +57,15 @@ class Secret:
     __str__ = __repr__
 
 
+# the password of a URL's user part (http://user:password@host), never a known secret
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*):[^/\s@]+@", re.IGNORECASE)
+
+
 def redact(text: str) -> str:
-    """Replace every known secret in text with ***."""
+    """Replace every known secret, and any password in a URL, in text with ***."""
     for secret in sorted(_KNOWN_SECRETS, key=len, reverse=True):
         text = text.replace(secret, "***")
-    return text
+    return _URL_PASSWORD.sub(r"\1:***@", text)
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,12 @@ class Environment:
         self.dotenv_path = path or None
         self._dotenv: dict[str, str] = {}
         if path:
-            values = dotenv_values(path)
+            try:
+                values = dotenv_values(path, encoding="utf-8")
+            except UnicodeDecodeError:
+                raise ConfigError(f"cannot read {path}: it is not UTF-8 text.") from None
+            except OSError as exc:
+                raise ConfigError(f"cannot read {path}: {os_reason(exc)}.") from None
             self._dotenv = {k: v for k, v in values.items() if v is not None}
         self.config: ConfigFile | None = None
         if use_config:
@@ -318,10 +327,17 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 def parse_moment(text: str, option: str, now: datetime | None = None) -> datetime:
     """`30d`, `12h`, `45m` (ago), or an ISO date/datetime (UTC when no zone is given)."""
     now = now or datetime.now(UTC)
+    if not text.strip():
+        raise ConfigError(f"{option} is empty; give a duration like 30d or an ISO date.")
     match = _DURATION.match(text)
     if match:
         amount = float(match.group(1)) * _UNITS[match.group(2).lower()]
-        return now - timedelta(seconds=amount)
+        try:
+            return now - timedelta(seconds=amount)
+        except OverflowError:
+            raise ConfigError(
+                f"{option} {text!r} reaches back before the year 1; give a shorter duration."
+            ) from None
     raw = text.strip()
     if raw.lower() == "now":
         return now
@@ -345,8 +361,9 @@ class Window:
 
 def parse_window(since: str | None, until: str | None, now: datetime | None = None) -> Window:
     now = now or datetime.now(UTC)
-    start = parse_moment(since or "1d", "--since", now)
-    end = parse_moment(until, "--until", now) if until else now
+    # an empty value ("--since ''", an unset shell variable) is a mistake, not the default
+    start = parse_moment(since if since is not None else "1d", "--since", now)
+    end = parse_moment(until, "--until", now) if until is not None else now
     if start > end:
         raise ConfigError(
             f"--since ({start:%Y-%m-%dT%H:%M:%SZ}) is after --until ({end:%Y-%m-%dT%H:%M:%SZ})."
@@ -550,6 +567,8 @@ def plan_gather(
     from multivac.sinks import Format
 
     fmt = _format(env, output_format)
+    if since is not None and not since.strip():
+        raise ConfigError("--since is empty; give a duration like 30d or an ISO date.")
     all_history = latest is not None and not since
     if not all_history:
         since = pick(since, env, "gather.since", default="1d").value
@@ -664,7 +683,7 @@ def plan_store(
     all_stored: bool = False,
 ) -> StorePlan:
     """Resolve a store command's flags; with `all_stored`, no repository means all."""
-    window = parse_window(since or default_since, until)
+    window = parse_window(since if since is not None else default_since, until)
     if all_stored and not repos and env.lookup("GITHUB_REPOSITORY") is None:
         chosen: list[str] = []
     else:
@@ -842,8 +861,8 @@ def plan_reclassify(
     targets = influx_targets(env) if output_format is Format.influxdb else ()
     return ReclassifyPlan(
         repos=tuple(repos or ()),
-        since=parse_moment(since, "--since") if since else None,
-        until=parse_moment(until, "--until") if until else None,
+        since=parse_moment(since, "--since") if since is not None else None,
+        until=parse_moment(until, "--until") if until is not None else None,
         rules=rule_sources(rules, env),
         state_dir=state_dir(state, env),
         output_format=output_format,

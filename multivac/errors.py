@@ -16,6 +16,9 @@ class ConfigError(MultivacError):
 class GitHubError(MultivacError):
     """GitHub answered with an error we cannot work around."""
 
+    #: GitHub's HTTP status, when it answered with one
+    status: int | None = None
+
 
 class RuleError(MultivacError):
     """A failure-rule file or pack is invalid."""

@@ -109,6 +109,9 @@ class GatherOptions:
     runs: bool = True
     #: bills the jobs' minutes (default: the packaged price table)
     prices: PriceTable | None = None
+    #: repositories found by --org: one the token cannot read (403, 404) is skipped with
+    #: a warning, not the end of the gather of all the others
+    optional: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -130,6 +133,8 @@ class Summary:
     anomalies: Anomalies = field(default_factory=Anomalies)
     odd_conclusions: Counter[str] = field(default_factory=Counter)
     tests: TestTally = field(default_factory=TestTally)
+    #: optional repositories skipped because GitHub refused them
+    unreadable: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -404,51 +409,83 @@ class Gatherer:
         opts = self.options
         for repo in opts.repos:
             workflow_ids: list[int] | None = None
-            if opts.workflows:
-                workflow_ids = [
-                    wid for wid, _ in self.source.workflow_ids(repo, list(opts.workflows))
-                ]
-            yield from self.source.runs(
-                repo,
-                opts.since,
-                opts.until,
-                branches=list(opts.branches) or None,
-                workflows=workflow_ids,
-                event=opts.event,
-                latest=opts.latest,
-            )
+            try:
+                if opts.workflows:
+                    workflow_ids = [
+                        wid for wid, _ in self.source.workflow_ids(repo, list(opts.workflows))
+                    ]
+                yield from self.source.runs(
+                    repo,
+                    opts.since,
+                    opts.until,
+                    branches=list(opts.branches) or None,
+                    workflows=workflow_ids,
+                    event=opts.event,
+                    latest=opts.latest,
+                )
+            except GitHubError as exc:
+                if not self.skip(repo, exc):
+                    raise
+
+    def skip(self, repo: str, error: GitHubError) -> bool:
+        """Whether a repository GitHub refused is skipped (one found by --org that the
+        token cannot read), with a warning; the gather of the others goes on."""
+        if repo not in self.options.optional or error.status not in (403, 404):
+            return False
+        self.notify(f"warning: skipping {repo}: {error}")
+        with self.summary.lock:
+            self.summary.unreadable.append(repo)
+        return True
 
     def results(self) -> Iterator[RunResult]:
         """Each run's result, in listing order, computed `concurrency` runs at a time."""
         width = max(1, self.options.concurrency)
         pending: deque[Future[RunResult]] = deque()
-        store = self.store
+        failure: Exception | None = None
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="multivac") as pool:
             try:
-                for run in self.runs():
-                    known = store.known_run(run) if store is not None else None
-                    if known is not None and self.options.steps and _lacks_step_times(known):
-                        known = None  # stored before steps had times: fetch its jobs again
-                    read = self._artifacts_to_skip(run, known)
-                    if known is not None and not known.pending and read is None:
-                        done: Future[RunResult] = Future()
-                        done.set_result(
-                            self.build(run, known.jobs, known.classifications, fetched=False)
-                        )
-                        pending.append(done)
-                    elif known is not None:
-                        pending.append(pool.submit(self.process_run, run, None, known, read))
-                    else:
-                        previous = store.classifications_of(run.id) if store is not None else {}
-                        pending.append(pool.submit(self.process_run, run, previous, None, read))
-                    self.on_total(1)
-                    while len(pending) >= width * 2:
-                        yield pending.popleft().result()
+                try:
+                    yield from self._submit(pool, pending, width)
+                except Exception as exc:
+                    failure = exc
+                # the runs already under way are finished and written before the error is
+                # reported: a refused run (a 403, a rate-limit stop) must not throw away the
+                # jobs and logs of the others
                 while pending:
-                    yield pending.popleft().result()
+                    try:
+                        result = pending.popleft().result()
+                    except Exception as exc:
+                        failure = failure or exc
+                        continue
+                    yield result
             finally:
                 for future in pending:
                     future.cancel()
+        if failure is not None:
+            raise failure
+
+    def _submit(
+        self, pool: ThreadPoolExecutor, pending: deque[Future[RunResult]], width: int
+    ) -> Iterator[RunResult]:
+        """Submit each listed run, yielding the oldest results as the queue fills."""
+        store = self.store
+        for run in self.runs():
+            known = store.known_run(run) if store is not None else None
+            if known is not None and self.options.steps and _lacks_step_times(known):
+                known = None  # stored before steps had times: fetch its jobs again
+            read = self._artifacts_to_skip(run, known)
+            if known is not None and not known.pending and read is None:
+                done: Future[RunResult] = Future()
+                done.set_result(self.build(run, known.jobs, known.classifications, fetched=False))
+                pending.append(done)
+            elif known is not None:
+                pending.append(pool.submit(self.process_run, run, None, known, read))
+            else:
+                previous = store.classifications_of(run.id) if store is not None else {}
+                pending.append(pool.submit(self.process_run, run, previous, None, read))
+            self.on_total(1)
+            while len(pending) >= width * 2:
+                yield pending.popleft().result()
 
     def _artifacts_to_skip(self, run: Run, known: KnownRun | None) -> frozenset[int] | None:
         """The artifacts of a run read before, when its artifacts are to be listed now;

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from multivac.archive import DamagedLog
 from multivac.model import (
     CANCELLED,
     FAILED_CONCLUSIONS,
@@ -93,17 +94,22 @@ def _again(
     if log is not None:
         failed = item.job.failed_step
         collector = TestCollector(parsers) if parsers is not None else None
-        found, context = classify.scan_log(
-            log,
-            catalog,
-            steps=[step.name for step in item.job.steps],
-            failed_step_number=failed.number if failed else None,
-            listeners=[collector] if collector is not None else (),
-        )
-        tests = JobTests.from_collector(collector) if collector is not None else None
-        if found is None:
-            return Classification(UNKNOWN_FAILURE, "", old.step, None, "", context), tests, True
-        return found, tests, True
+        try:
+            found, context = classify.scan_log(
+                log,
+                catalog,
+                steps=[step.name for step in item.job.steps],
+                failed_step_number=failed.number if failed else None,
+                listeners=[collector] if collector is not None else (),
+            )
+        except DamagedLog:
+            pass  # half a log would move the job to whatever its first half shows
+        else:
+            tests = JobTests.from_collector(collector) if collector is not None else None
+            if found is None:
+                context_only = Classification(UNKNOWN_FAILURE, "", old.step, None, "", context)
+                return context_only, tests, True
+            return found, tests, True
     tests = _excerpt_tests(old, parsers) if parsers is not None else None
     return _from_evidence(old, catalog), tests, False
 

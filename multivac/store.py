@@ -9,6 +9,7 @@ Only the thread that opened the store uses it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -336,6 +337,13 @@ class Emitted:
     flaky: bool
 
 
+def _cannot_write(path: Path, exc: sqlite3.Error) -> StoreError:
+    hint = ""
+    if "locked" in str(exc):
+        hint = " (another multivac is writing to it: run one at a time per state directory)"
+    return StoreError(f"cannot write the local store {path}: {exc}{hint}.")
+
+
 class Store:
     """The SQLite store; open with `Store.open(state_dir)`."""
 
@@ -350,6 +358,11 @@ class Store:
     def open(cls, directory: Path, *, github: str = "") -> Store:
         """Open (and create or upgrade) the store; `github` is the API URL the runs come
         from, so that one state directory can serve several GitHub instances."""
+        if directory.exists() and not directory.is_dir():
+            raise StoreError(
+                f"the state directory {directory} is a file, not a directory "
+                "(--state-dir, MULTIVAC_STATE_DIR)."
+            )
         try:
             directory.mkdir(parents=True, exist_ok=True)
             path = directory / cls.FILENAME
@@ -375,7 +388,7 @@ class Store:
         try:
             self.db.executemany(sql, rows)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write the local store {self.path}: {exc}.") from None
+            raise _cannot_write(self.path, exc) from None
 
     # ------------------------------------------------------------------ runs and jobs
 
@@ -390,8 +403,8 @@ class Store:
         `pending` maps failed jobs whose log could not be read yet to why."""
         jobs = list(jobs)
         pending = pending or {}
-        try:
-            self.db.execute("BEGIN")
+        # a full disk fails the COMMIT itself: the transaction says so in one sentence
+        with _Transaction(self):
             self._write(_UPSERT_RUN, [_run_values(run, True, self.github)])
             self._write(_REPLACE_JOB, [_job_values(run.id, job) for job in jobs])
             self._classify(classifications)
@@ -400,11 +413,6 @@ class Store:
                 "INSERT INTO pending VALUES (?,?,?,?)",
                 [(job_id, run.id, why, time.time()) for job_id, why in pending.items()],
             )
-            self.db.execute("COMMIT")
-        except BaseException:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            raise
 
     def known_run(self, run: Run) -> KnownRun | None:
         """The stored jobs of a run when nothing changed since (same attempt, same update)."""
@@ -537,7 +545,7 @@ class Store:
         clauses = []
         params: list[Any] = []
         if repos:
-            clauses.append(f"r.repository IN ({','.join('?' * len(repos))})")
+            clauses.append(f"r.repository COLLATE NOCASE IN ({','.join('?' * len(repos))})")
             params.extend(repos)
         if since is not None:
             clauses.append("r.created_at >= ?")
@@ -618,7 +626,7 @@ class Store:
     def covers(self, repository: str, since: datetime, until: datetime) -> bool:
         """True when gathered windows of the repository, joined, span [since, until]."""
         rows = self.db.execute(
-            "SELECT since, until FROM coverage WHERE repository = ? ORDER BY since",
+            "SELECT since, until FROM coverage WHERE repository = ? COLLATE NOCASE ORDER BY since",
             (repository,),
         ).fetchall()
         reach = _ts(since) or ""
@@ -668,7 +676,7 @@ class Store:
                 "INSERT OR IGNORE INTO deliveries VALUES (?, ?)", (delivery, time.time())
             )
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write the local store {self.path}: {exc}.") from None
+            raise _cannot_write(self.path, exc) from None
         return cursor.rowcount == 1
 
     def take_delivery(self, delivery: str) -> bool:
@@ -682,7 +690,7 @@ class Store:
         try:
             cursor = self.db.execute("DELETE FROM deliveries WHERE received_at < ?", (before,))
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write the local store {self.path}: {exc}.") from None
+            raise _cannot_write(self.path, exc) from None
         return cursor.rowcount
 
     def take_job(self, delivery: str, repository: str, job: Job, *, pending: str | None) -> bool:
@@ -823,16 +831,22 @@ class _Transaction:
         try:
             self.store.db.execute("BEGIN")
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write the local store {self.store.path}: {exc}.") from None
+            raise _cannot_write(self.store.path, exc) from None
         return self
 
     def __exit__(self, exc_type: object, *_rest: object) -> None:
         db = self.store.db
         if exc_type is not None or self._rollback:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
+            self._roll_back()
             return
         try:
             db.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write the local store {self.store.path}: {exc}.") from None
+            self._roll_back()
+            raise _cannot_write(self.store.path, exc) from None
+
+    def _roll_back(self) -> None:
+        # a ROLLBACK that fails too (a vanished disk) must not hide the first error
+        if self.store.db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.store.db.execute("ROLLBACK")

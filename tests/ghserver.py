@@ -307,7 +307,7 @@ class Job:
         self.runner_name: str | None = None
         self.runner_group_id: int | None = None
         self.runner_group_name: str | None = None
-        self.steps: list[dict[str, Any]] = []
+        self.steps: list[dict[str, Any]] | None = []
         self.log: LogSource = None
         self.log_size: int | None = None
         self.log_expired = False
@@ -335,7 +335,10 @@ class Job:
             "started_at": iso(self.started_at),
             "completed_at": iso(self.completed_at),
             "name": self.name,
-            "steps": [
+            # None: a payload with `"steps": null`
+            "steps": None
+            if self.steps is None
+            else [
                 {
                     "name": s["name"],
                     "status": s["status"],
@@ -912,7 +915,7 @@ class Repo:
 
 def _lazy_log(job: Job) -> Callable[[], Iterable[bytes]]:
     def gen() -> Iterable[bytes]:
-        steps = [(s["name"], s["conclusion"]) for s in job.steps]
+        steps = [(s["name"], s["conclusion"]) for s in job.steps or []]
         yield make_log(
             job.started_at or job.run.created_at, steps, runner_name=job.runner_name or ""
         )

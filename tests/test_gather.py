@@ -347,6 +347,11 @@ def test_dotenv_in_cwd_is_read_but_never_overrides(
         (["gather", "octo/x", "--max-wait", "soon"], "--max-wait"),
         (["report", "not-a-repo"], "OWNER/REPO"),
         (["reclassify", "not-a-repo"], "OWNER/REPO"),
+        # an empty value (an unset shell variable) is a mistake, not the default window
+        (["gather", "octo/x", "--since", ""], "--since is empty"),
+        (["gather", "octo/x", "--until", ""], "--until is empty"),
+        (["usage", "octo/x", "--offline", "--since", ""], "--since is empty"),
+        (["reclassify", "--since", ""], "--since is empty"),
     ],
 )
 def test_bad_settings_are_one_sentence_exit_2(cli: Invoke, args: list[str], needle: str) -> None:

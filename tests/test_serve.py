@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -260,7 +261,27 @@ REFUSALS = {
         400,
         "malformed_payload",
     ),
+    "a job without an id": (
+        lambda s: {"payload": _without(completed_job(22), "id")},
+        400,
+        "malformed_payload",
+    ),
+    "a job without a run id": (
+        lambda s: {"payload": _without(completed_job(23), "run_id")},
+        400,
+        "malformed_payload",
+    ),
+    "JSON nested 100,000 deep": (
+        lambda s: {"body": b"[" * 100_000 + b"]" * 100_000},
+        400,
+        "malformed_json",
+    ),
 }
+
+
+def _without(payload: dict[str, Any], key: str) -> dict[str, Any]:
+    job = {k: v for k, v in payload["workflow_job"].items() if k != key}
+    return {**payload, "workflow_job": job}
 
 
 @pytest.mark.parametrize("case", list(REFUSALS))
@@ -276,6 +297,17 @@ def test_a_refused_delivery_stores_nothing(quiet: Serve, case: str) -> None:
     time.sleep(0.4)  # a record would have been written by now
     assert deliveries(quiet) == before_deliveries
     assert len(output_lines(quiet)) == before_lines
+
+
+def test_a_run_without_an_id_is_refused(quiet: Serve) -> None:
+    """Stored as run 0 it would be mixed with every other such run."""
+    repository = {"id": 1, "full_name": "octo/proto", "name": "proto"}
+    payload = {"action": "completed", "repository": repository, "workflow_run": {"name": "CI"}}
+    before = deliveries(quiet)
+    response = quiet.post("workflow_run", payload)
+    assert response.status_code == 400
+    assert response.json() == {"error": "not a workflow_run payload (no id)"}
+    assert deliveries(quiet) == before
 
 
 def test_ping_and_other_events(quiet: Serve) -> None:
@@ -620,6 +652,37 @@ def test_attempts_completed_out_of_order_are_flaky_at_once(quiet: Serve) -> None
     assert ",flaky=true," in failed
 
 
+def test_a_job_delivered_without_workflow_name_gets_it_from_its_run(quiet: Serve) -> None:
+    """GitHub Enterprise Server's older payloads have no `workflow_name`: the job's point
+    is written without the tag, then again under the run's name when the run completes
+    (as a gather would tag it)."""
+    before = len(output_lines(quiet))
+    job = completed_job(801, run_id=8000, name="lint")
+    del job["workflow_job"]["workflow_name"]
+    assert quiet.post("workflow_job", job).status_code == 202
+    wait_until(lambda: len(output_lines(quiet)) == before + 1)
+    assert "workflow=" not in output_lines(quiet)[before]
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    run = {
+        "id": 8000,
+        "name": "Nightly lint",
+        "head_branch": "main",
+        "head_sha": "d" * 40,
+        "event": "schedule",
+        "status": "completed",
+        "conclusion": "success",
+        "run_attempt": 1,
+        "created_at": now,
+        "updated_at": now,
+        "html_url": "https://github.com/octo/proto/actions/runs/8000",
+    }
+    delivery = {"action": "completed", "workflow_run": run, "repository": job["repository"]}
+    assert quiet.post("workflow_run", delivery).status_code == 202
+    wait_until(lambda: any("job_id=801," in line for line in output_lines(quiet)[before + 1 :]))
+    again = [line for line in output_lines(quiet)[before + 1 :] if "job_id=801," in line]
+    assert len(again) == 1 and "workflow=Nightly\\ lint " in again[0], again
+
+
 def test_events_out_of_order_leave_nothing_in_flight(quiet: Serve) -> None:
     payload = completed_job(700, run_id=7000)
     label = "ubuntu-latest"
@@ -676,6 +739,24 @@ def test_a_signal_as_soon_as_it_listens_is_a_clean_stop(tmp_path: Path, sig: int
     env = base_env(MULTIVAC_STATE_DIR=str(tmp_path / "state"))
     serve = Serve(["-o", str(tmp_path / "out.lp"), "--no-logs"], env, tmp_path).start()
     assert serve.stop(sig) == 0
+    assert serve.stderr_lines[-1] == "serve: stopped."
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_an_output_on_a_full_disk_is_reported_and_the_stop_stays_clean(tmp_path: Path) -> None:
+    env = base_env(MULTIVAC_STATE_DIR=str(tmp_path / "state"))
+    serve = Serve(["-o", "/dev/full", "--no-logs"], env, tmp_path).start()
+    try:
+        assert serve.post("workflow_job", completed_job(951, run_id=9500)).status_code == 202
+        wait_until(lambda: "No space left on device" in serve.stderr)
+        health = serve.session.get(serve.url + "/healthz", timeout=10)
+        assert health.status_code == 503
+        detail = health.json()["output"]["detail"]
+        assert "cannot write /dev/full: No space left on device." in detail
+    finally:
+        code = serve.stop()
+    assert code == 0
+    assert "Traceback" not in serve.stderr
     assert serve.stderr_lines[-1] == "serve: stopped."
 
 

@@ -187,6 +187,8 @@ def watch(
 ) -> None:
     items, failed = _outcomes(plan, github, policy, console)
     chosen = failures_of(items, failure_type)
+    if not chosen:
+        _check_type(failure_type, plan, {item.measurement for item in items})
     out = sys.stdout
     for item in chosen:
         job, run = item.stored.job, item.stored.run
@@ -200,6 +202,26 @@ def watch(
             out.write(f"    {step}{cls.evidence}\n")
     console.print(f"{len(chosen)} jobs of type {failure_type}.", markup=False)
     _done(failed)
+
+
+def _check_type(failure_type: str, plan: StorePlan, seen: set[str]) -> None:
+    """A type no rule gives and no job has is a typo, not "0 jobs": say which exist."""
+    from multivac.classify import load_catalog
+    from multivac.model import (
+        CANCELLED,
+        LOG_UNAVAILABLE,
+        OTHER_CONCLUSIONS,
+        SUCCESS,
+        TIMEOUT,
+        UNKNOWN_FAILURE,
+    )
+
+    known = {rule.type for rule in load_catalog(plan.rules).rules} | seen
+    known |= {SUCCESS, CANCELLED, TIMEOUT, UNKNOWN_FAILURE, LOG_UNAVAILABLE} | OTHER_CONCLUSIONS
+    if failure_type not in known:
+        raise ConfigError(
+            f"{failure_type!r} is not a failure type; the types are: {', '.join(sorted(known))}."
+        )
 
 
 def report(

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from multivac.archive import LogArchive
 from multivac.config import GatherPlan, InfluxSettings, in_shard
-from multivac.errors import IngestError, MultivacError, SinkError
+from multivac.errors import GitHubError, IngestError, MultivacError, SinkError
 from multivac.gather import Gatherer, GatherOptions, RunResult, Summary
 from multivac.github import GitHubSource
 from multivac.model import (
@@ -222,6 +222,12 @@ def gather(plan: GatherPlan, console: Console, *, sink: Sink | None = None) -> S
             notify(describe(summary, source, influx.note() if influx else None))
     if influx is not None:
         influx.raise_failure()
+    if summary.unreadable:
+        raise GitHubError(
+            f"{len(summary.unreadable)} repositories of {plan.org} could not be read and were "
+            f"skipped: {', '.join(summary.unreadable)} (403 or 404: the token cannot read their "
+            "Actions); the others were gathered."
+        )
     if summary.pending_jobs:
         raise PendingLogs(
             f"the logs of {summary.pending_jobs} failed jobs could not be read; they are "
@@ -246,9 +252,18 @@ def results(
         from multivac.testresults import load_parsers
 
         parsers = load_parsers(plan.rules)  # the rules files' `tests:` sections too
-    repos = _repositories(plan, source, console)
-    for repo in repos:
-        source.check_repo(repo)
+    found = _repositories(plan, source, console)
+    optional = frozenset(found) - frozenset(plan.repos)
+    checked: list[str] = []
+    for repo in found:
+        try:
+            checked.append(source.check_repo(repo))
+        except GitHubError as exc:
+            if repo not in optional or exc.status not in (403, 404):
+                raise
+            console.print(f"warning: skipping {repo}: {exc}", markup=False)
+            summary.unreadable.append(repo)
+    repos = tuple(dict.fromkeys(checked))
     progress = _progress(console)
     task = progress.add_task("runs", total=0)
     gatherer = Gatherer(
@@ -269,6 +284,7 @@ def results(
             steps=plan.steps,
             runs=plan.runs,
             prices=plan.prices,
+            optional=optional,
         ),
         catalog,
         summary=summary,
@@ -283,7 +299,8 @@ def results(
         yield from gatherer.stream()
     if plan.records_coverage and plan.since is not None:
         for repo in repos:
-            store.add_coverage(repo, plan.since, plan.until)
+            if repo not in summary.unreadable:
+                store.add_coverage(repo, plan.since, plan.until)
 
 
 def replay(

@@ -226,7 +226,8 @@ def last_seen(
             with open(output, "w", encoding="utf-8", newline="") as handle:
                 _write_table(handle, cells, fmt, plan, branch)
     except OSError as exc:
-        raise SinkError(f"cannot write {output}: {os_reason(exc)}.") from None
+        name = "stdout" if output is None or str(output) == "-" else output
+        raise SinkError(f"cannot write {name}: {os_reason(exc)}.") from None
     console.print(f"{len(rows)} failing tests last seen in the window.", markup=False)
     if failed is not None:
         raise failed

@@ -27,12 +27,28 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _wrap(failure: HTTPFailure, what: str) -> GitHubError:
-    """A final failure as one sentence for the user."""
+def _wrap(failure: HTTPFailure, what: str, *, token: bool = True, url: str = "") -> GitHubError:
+    """A final failure as one sentence for the user (`token`: whether one was sent;
+    `url`: the API's, named when it cannot be reached)."""
+    error = _sentence(failure, what, token=token, url=url)
+    error.status = failure.status
+    return error
+
+
+def _sentence(failure: HTTPFailure, what: str, *, token: bool, url: str) -> GitHubError:
     message = failure.message
+    if failure.status == 401 and not token:
+        return GitHubError(
+            f"GitHub wants a token to read {what} (401 {message}); set GITHUB_TOKEN."
+        )
     if failure.status == 401:
         return GitHubError(
             f"GitHub rejected the token while reading {what} (401 {message}); check GITHUB_TOKEN."
+        )
+    if failure.status == 404 and not token:
+        return GitHubError(
+            f"{what}: not found on GitHub (404); it does not exist, or it is private and "
+            "GITHUB_TOKEN is not set."
         )
     if failure.status == 404:
         return GitHubError(
@@ -40,8 +56,17 @@ def _wrap(failure: HTTPFailure, what: str) -> GitHubError:
         )
     if failure.status == 403:
         return GitHubError(f"GitHub refused access to {what} (403 {message}).")
+    if failure.malformed:
+        return GitHubError(
+            f"GitHub sent {message} for {what}; check GITHUB_API_URL "
+            "(GitHub Enterprise: https://HOST/api/v3) and any proxy in between."
+        )
     if failure.status is None:
-        return GitHubError(f"cannot reach GitHub for {what} ({message}).")
+        where = f" at {url}" if url else ""
+        return GitHubError(
+            f"cannot reach GitHub{where} for {what} ({message}); check GITHUB_API_URL and "
+            "the network."
+        )
     return GitHubError(f"GitHub answered HTTP {failure.status} for {what}: {message}")
 
 
@@ -66,6 +91,9 @@ class GitHubSource:
         )
         self.truncated_windows: list[str] = []
 
+    def _wrap(self, failure: HTTPFailure, what: str) -> GitHubError:
+        return _wrap(failure, what, token=bool(self.settings.token), url=self.settings.api_url)
+
     def summary(self) -> str:
         """Requests and budget, for the end-of-gather line."""
         return self.governor.budget_line(self.transport.not_modified)
@@ -78,11 +106,16 @@ class GitHubSource:
 
     # ------------------------------------------------------------------ repositories
 
-    def check_repo(self, repo: str) -> None:
+    def check_repo(self, repo: str) -> str:
+        """The repository's name as GitHub spells it: names are case-insensitive, and
+        `OCTO/Hello` and `octo/hello` must not become two series."""
         try:
-            self.transport.get("repo", f"/repos/{repo}")
+            _headers, data = self.transport.get("repo", f"/repos/{repo}")
         except HTTPFailure as failure:
-            raise _wrap(failure, f"repository {repo}") from None
+            raise self._wrap(failure, f"repository {repo}") from None
+        name = data.get("full_name") if isinstance(data, dict) else None
+        # a renamed repository answers under its new name: that one keeps the name given
+        return name if isinstance(name, str) and name.lower() == repo.lower() else repo
 
     def org_repos(self, org: str) -> list[str]:
         """Non-archived repositories of an organisation (or user), sorted by name."""
@@ -98,7 +131,7 @@ class GitHubSource:
             except HTTPFailure as failure:
                 if failure.status == 404 and base.startswith("/orgs/"):
                     continue
-                raise _wrap(failure, f"repositories of {org}") from None
+                raise self._wrap(failure, f"repositories of {org}") from None
         return []
 
     def workflow_ids(self, repo: str, wanted: list[str]) -> list[tuple[int, str]]:
@@ -113,7 +146,7 @@ class GitHubSource:
                 )
             )
         except HTTPFailure as failure:
-            raise _wrap(failure, f"workflows of {repo}") from None
+            raise self._wrap(failure, f"workflows of {repo}") from None
         found: list[tuple[int, str]] = []
         for name in wanted:
             lowered = name.strip().lower()
@@ -182,7 +215,7 @@ class GitHubSource:
                     if latest is not None and taken >= latest:
                         break
             except HTTPFailure as failure:
-                raise _wrap(failure, f"workflow runs of {repo}") from None
+                raise self._wrap(failure, f"workflow runs of {repo}") from None
         if collected:
             far = datetime.min.replace(tzinfo=UTC)
             collected.sort(key=lambda r: (r.created_at or far, r.id), reverse=True)
@@ -240,7 +273,7 @@ class GitHubSource:
         except HTTPFailure as failure:
             if failure.status in (404, 410):
                 return None
-            raise _wrap(failure, f"jobs of run {run_id} in {repo}") from None
+            raise self._wrap(failure, f"jobs of run {run_id} in {repo}") from None
         return list(found.values())
 
     # ------------------------------------------------------------------ logs
@@ -272,7 +305,7 @@ class GitHubSource:
             except HTTPFailure as failure:
                 if failure.status in (404, 410):
                     return None
-                raise _wrap(failure, what) from None
+                raise self._wrap(failure, what) from None
             if url is None:
                 return None
             try:
@@ -283,7 +316,9 @@ class GitHubSource:
             except HTTPFailure as failure:
                 if failure.status in (404, 410):
                     return None
-                if not failure.transient:
+                # a 403 from the blob host is a signed URL that expired before it was used
+                # (it lives a minute): the next try asks the API for a new one
+                if not failure.transient and failure.status not in (401, 403):
                     raise GitHubError(
                         f"the log host answered HTTP {failure.status} for {what}."
                     ) from None
@@ -314,7 +349,7 @@ class GitHubSource:
         except HTTPFailure as failure:
             if failure.status in (404, 410):
                 return []
-            raise _wrap(failure, f"artifacts of run {run_id} in {repo}") from None
+            raise self._wrap(failure, f"artifacts of run {run_id} in {repo}") from None
         return artifacts_from_payload({"artifacts": items})
 
     def read_artifact(
@@ -345,7 +380,7 @@ class GitHubSource:
         except HTTPFailure as failure:
             if failure.status in (403, 404, 410):
                 return []
-            raise _wrap(failure, f"annotations of job {job_id} in {repo}") from None
+            raise self._wrap(failure, f"annotations of job {job_id} in {repo}") from None
 
     # ------------------------------------------------------------------ doctor
 
@@ -354,7 +389,7 @@ class GitHubSource:
         try:
             headers, data = self.transport.get("rate_limit", "/rate_limit")
         except HTTPFailure as failure:
-            raise _wrap(failure, "rate limit") from None
+            raise self._wrap(failure, "rate limit") from None
         core: dict[str, Any] = {}
         if isinstance(data, dict):
             resources = data.get("resources")
@@ -376,6 +411,6 @@ class GitHubSource:
                 "runs", f"/repos/{repo}/actions/runs", {"per_page": 1}
             )
         except HTTPFailure as failure:
-            raise _wrap(failure, f"workflow runs of {repo}") from None
+            raise self._wrap(failure, f"workflow runs of {repo}") from None
         total = data.get("total_count") if isinstance(data, dict) else None
         return total if isinstance(total, int) else 0

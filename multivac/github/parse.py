@@ -83,7 +83,9 @@ def job_from_json(data: Mapping[str, Any]) -> Job:
         for step in (data.get("steps") or [])
         if isinstance(step, dict)
     )
-    labels = data.get("labels") or []
+    labels = data.get("labels")
+    if not isinstance(labels, list):  # a bare string would become one label per letter
+        labels = [labels] if isinstance(labels, str) else []
     return Job(
         id=integer(data.get("id")),
         run_id=integer(data.get("run_id")),

@@ -41,6 +41,7 @@ class HTTPFailure(Exception):
         headers: Headers | None = None,
         *,
         never_reached: bool = False,
+        malformed: bool = False,
     ):
         super().__init__(message)
         self.status = status
@@ -48,6 +49,8 @@ class HTTPFailure(Exception):
         self.headers: Headers = headers or {}
         # no answer from a host that never answered: a wrong URL, not an outage
         self.never_reached = never_reached
+        # an answer, but not the JSON GitHub sends (a proxy's HTML page, a cut-off body)
+        self.malformed = malformed
 
     @property
     def transient(self) -> bool:
@@ -89,6 +92,30 @@ class ResponseCache(Protocol):
 
 
 Send = Callable[[str, Callable[[], tuple[Headers, Any]]], tuple[Headers, Any]]
+
+# What a JSON body must look like: a list, an object, or an object holding a list under
+# this key. A body of another shape is an error, never an empty page: taking it for "no
+# runs" or "no jobs" would lose them for good (the store would remember the run as done).
+Shape = type[list[Any]] | type[dict[str, Any]] | str
+
+
+def shape_problem(data: Any, shape: Shape) -> str | None:
+    """Why `data` is not of `shape` (None when it is)."""
+    if (
+        isinstance(data, dict)
+        and set(data) <= {"data", "url"}
+        and isinstance(data.get("data"), str)
+    ):
+        # PyGithub's wrapping of a body that is not JSON at all (an HTML page), to which it
+        # adds the URL of a GET
+        return "an answer that is not JSON (an HTML page or other text)"
+    if shape is list:
+        return None if isinstance(data, list) else "an answer that is not a JSON list"
+    if not isinstance(data, dict):
+        return "an answer that is not a JSON object"
+    if isinstance(shape, str) and not isinstance(data.get(shape), list):
+        return f"an answer without its {shape!r} list"
+    return None
 
 
 class Transport:
@@ -146,7 +173,9 @@ class Transport:
             path = path[len(self._prefix) :]
         return path + (f"?{parsed.query}" if parsed.query else "")
 
-    def _request(self, call: Callable[[Github], tuple[Headers, Any]]) -> tuple[Headers, Any]:
+    def _request(
+        self, call: Callable[[Github], tuple[Headers, Any]], shape: Shape | None = None
+    ) -> tuple[Headers, Any]:
         try:
             answer = call(self._client())
         except GithubException as exc:
@@ -155,11 +184,36 @@ class Transport:
             raise HTTPFailure(exc.status, message, exc.headers) from None
         except (requests.RequestException, OSError) as exc:
             raise HTTPFailure(None, type(exc).__name__, never_reached=not self.answered) from None
+        except ValueError:
+            # PyGithub's json.loads of a cut-off or garbled body (UnicodeDecodeError too)
+            raise self._malformed("an answer that is not valid JSON (cut off or garbled)") from None
+        if shape is not None and answer[1] is not None:
+            problem = shape_problem(answer[1], shape)
+            if problem is not None:
+                raise self._malformed(problem, answer[0])
         self.answered = True
         return answer
 
-    def get(self, kind: str, url: str, params: dict[str, Any] | None = None) -> tuple[Headers, Any]:
-        """GET a JSON document; run-list pages go through the ETag cache (main thread only)."""
+    def _malformed(self, problem: str, headers: Headers | None = None) -> HTTPFailure:
+        """Worth retrying only when this API has answered properly before: a host that
+        never did is most likely not a GitHub API (a wrong GITHUB_API_URL, a login page)."""
+        return HTTPFailure(
+            None,
+            problem,
+            headers,
+            never_reached=not self.answered,
+            malformed=True,
+        )
+
+    def get(
+        self,
+        kind: str,
+        url: str,
+        params: dict[str, Any] | None = None,
+        shape: Shape = dict,
+    ) -> tuple[Headers, Any]:
+        """GET a JSON document of `shape`; run-list pages go through the ETag cache (main
+        thread only)."""
         cache = self.cache if kind in CACHED_KINDS else None
         # the key leaves out the `created` window: a sliding window (--since 1d) that holds
         # the same runs gives the same body, hence the same ETag, so the cached body is
@@ -173,7 +227,8 @@ class Transport:
             return self._request(
                 lambda client: client.requester.requestJsonAndCheck(
                     "GET", url, parameters=params, headers=extra
-                )
+                ),
+                shape,
             )
 
         headers, data = self._send(f"GET {urlparse(url).path}", send)
@@ -196,7 +251,7 @@ class Transport:
         next_url: str | None = url
         next_params: dict[str, Any] | None = params
         while next_url:
-            headers, data = self.get(kind, next_url, next_params)
+            headers, data = self.get(kind, next_url, next_params, list if key is None else key)
             items: list[Any] = []
             total: int | None = None
             if key is None:

@@ -79,7 +79,7 @@ def _filters(
     params: list[object] = []
     repos = list(repositories)
     if repos:
-        where.append(f"r.repository IN ({','.join('?' * len(repos))})")
+        where.append(f"r.repository COLLATE NOCASE IN ({','.join('?' * len(repos))})")
         params.extend(repos)
     if since is not None:
         where.append(f"{since_clause} >= ?")

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -36,6 +36,7 @@ from multivac.model import (
     JOB_CANCELLED,
     Job,
     Record,
+    Run,
 )
 from multivac.serve.emitter import Emitter
 from multivac.serve.live import LiveState, label_of
@@ -52,6 +53,15 @@ NEEDS_READING = FAILED_CONCLUSIONS | {JOB_CANCELLED}
 LIVE_KEY = "serve.live"  # the jobs in flight, kept in the store's meta table over a restart
 DELIVERY_MEMORY_S = 7 * 86400.0  # GitHub redelivers deliveries of the last few days
 TICK_S = 1.0
+
+
+def _positive_id(value: Any) -> bool:
+    """A GitHub id: a positive integer (JSON number or digits)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value > 0
+    return isinstance(value, str) and value.isdigit() and int(value) > 0
 
 
 def _epoch(job: Job, fallback: float) -> tuple[float, float]:
@@ -211,7 +221,7 @@ class Service:
             return self._refuse(400, "no_delivery", "no X-GitHub-Delivery header")
         try:
             payload = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: arrays nested 100,000 deep
             return self._refuse(400, "malformed_json", "the body is not valid JSON")
         if not isinstance(payload, dict):
             return self._refuse(400, "malformed_json", "the body is not a JSON object")
@@ -231,6 +241,13 @@ class Service:
         if not isinstance(repo, str) or not repo or not isinstance(subject, dict):
             return self._refuse(
                 400, "malformed_payload", f"not a {event} payload (no repository or {event})"
+            )
+        # without its ids a job or run would be stored as id 0, mixed with every other
+        required = ("id", "run_id") if event == "workflow_job" else ("id",)
+        missing = [key for key in required if not _positive_id(subject.get(key))]
+        if missing:
+            return self._refuse(
+                400, "malformed_payload", f"not a {event} payload (no {' or '.join(missing)})"
             )
         if event == "workflow_job":
             taken = self._job(delivery, repo, str(action), subject)
@@ -274,20 +291,20 @@ class Service:
         if reading and self.worker is not None:
             self.worker.wake()
         else:
-            self.emitter.submit(self._records(job))
+            self.emitter.submit(self._records(job.run_id, job.name, steps_of=(job.id,)))
         self._complete_if_whole(job.run_id)
         return True
 
-    def _records(self, job: Job) -> list[Record]:
-        """The records of every stored attempt of this job not waiting for its log (a
-        later attempt can make an earlier failure flaky: a new point for it), and the
-        steps of this one."""
+    def _records(self, run_id: int, name: str, *, steps_of: Sequence[int] = ()) -> list[Record]:
+        """The records of every stored attempt of one job of a run not waiting for its
+        log (a later attempt can make an earlier failure flaky: a new point for it), and
+        the steps of the attempts `steps_of`."""
         store = self.store
         assert store is not None
-        run = store.run_of(job.run_id)
+        run = store.run_of(run_id)
         if run is None:
             return []
-        attempts = store.attempts_of(job.run_id, job.name)
+        attempts = store.attempts_of(run_id, name)
         ids = [attempt.id for attempt in attempts]
         return attempt_records(
             self.plan,
@@ -295,7 +312,7 @@ class Service:
             attempts,
             store.classifications_for(ids),
             waiting=store.pending_of(ids),
-            steps_of=(job.id,),
+            steps_of=steps_of,
         )
 
     def _whole(self, run_id: int, created: float | None) -> bool:
@@ -334,11 +351,25 @@ class Service:
         run = run_from_json(repo, data)
         created = run.created_at.timestamp() if run.created_at else None
         whole = self._whole(run.id, created)
+        unnamed = self._unnamed_jobs(run)
         if not store.take_run(delivery, run, complete=whole):
             return False
+        for name in unnamed:  # their points again, under the workflow's name
+            self.emitter.submit(self._records(run.id, name))
         if whole:  # else a gather of the window writes them, with every job
             self.emitter.submit(run_records_of(self.plan, store, run))
         return True
+
+    def _unnamed_jobs(self, run: Run) -> list[str]:
+        """Jobs written before their run was stored, from deliveries without a
+        `workflow_name` (GitHub Enterprise Server before it had the field): their points
+        lack the workflow tag that a gather gives them from the run."""
+        store = self.store
+        assert store is not None
+        before = store.run_of(run.id)
+        if not run.workflow or before is None or before.workflow:
+            return []
+        return sorted({job.name for job in store.jobs_of(run.id) if not job.workflow})
 
     # ------------------------------------------------------------------ reading
 

@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path
 
 from multivac.config import InfluxSettings, redact
-from multivac.errors import SinkError
+from multivac.errors import SinkError, os_reason
 from multivac.model import PointKey, Record
 from multivac.retry import Notify, Outage, OutageStop, RetryPolicy
 from multivac.sinks.lineproto import to_lines
@@ -193,7 +193,8 @@ class Spool:
     def pending(self) -> list[Path]:
         if not self.directory.is_dir():
             return []
-        return sorted([*self.directory.glob("*.lp"), *self.directory.glob("*.del")])
+        found = [*self.directory.glob("*.lp"), *self.directory.glob("*.del")]
+        return sorted(path for path in found if path.is_file())
 
     @staticmethod
     def read(path: Path) -> list[str]:
@@ -201,8 +202,9 @@ class Spool:
 
 
 def _rejected(exc: WriteFailed) -> bool:
-    """A 4xx about the data itself (400, 413, 422): retrying cannot help. Auth (401,
-    403), a missing bucket (404) and throttling (429) are not the data's fault."""
+    """A 4xx about the data itself (400, 422; 413 for a single line): retrying cannot
+    help. Auth (401, 403), a missing bucket (404) and throttling (429) are not the
+    data's fault."""
     status = exc.status
     return status is not None and 400 <= status < 500 and status not in (401, 403, 404, 429)
 
@@ -267,19 +269,39 @@ class InfluxSink:
             self.outage.succeeded()
             return
 
+    def _write(self, lines: list[str]) -> None:
+        """Write lines; a 413 (a body too large for the server, or for a proxy in front
+        of it: nginx takes 1 MB by default) is no fault of the data: the lines go again
+        in halves, and later chunks start at the size that passed."""
+        try:
+            self._deliver("a write", partial(self.writer.write, lines))
+        except WriteFailed as exc:
+            if exc.status != 413 or len(lines) < 2:
+                raise
+            half = len(lines) // 2
+            self.chunk_size = min(self.chunk_size, half)
+            self._write(lines[:half])
+            self._write(lines[half:])
+
     def replay(self) -> int:
         """Deliver spooled files, oldest first; returns the number of points delivered."""
         delivered = 0
         for path in self.spool.pending():
-            lines = self.spool.read(path)
             retractions = path.suffix == ".del"
             try:
+                lines = self.spool.read(path)
+                keys = [PointKey.from_json(line) for line in lines] if retractions else []
+            except (OSError, ValueError, TypeError) as exc:
+                # a damaged file (not UTF-8, cut off, edited) must not hold back the
+                # files after it, nor every gather that delivers the spool first
+                self._unreadable(path, exc)
+                continue
+            try:
                 if retractions:
-                    for line in lines:
-                        key = PointKey.from_json(line)
+                    for key in keys:
                         self._deliver("a delete", partial(self.writer.delete, key))
                 else:
-                    self._deliver("a write", partial(self.writer.write, lines))
+                    self._write(lines)
             except WriteFailed as exc:
                 if _rejected(exc):
                     self._set_aside(path, len(lines), exc)
@@ -294,6 +316,13 @@ class InfluxSink:
             # the whole spool went through: the server is back, write to it again
             self._down = False
         return delivered
+
+    def _unreadable(self, path: Path, exc: Exception) -> None:
+        reason = os_reason(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+        target = self.spool.reject(path, f"cannot be read: {reason}")
+        self.stats.messages.append(
+            f"the spool file {path.name} cannot be read ({reason}); set aside as {target}."
+        )
 
     def _set_aside(self, path: Path, count: int, exc: WriteFailed) -> None:
         """A chunk the server refused as data: keep it, with the server's message."""
@@ -343,7 +372,7 @@ class InfluxSink:
                 self.stats.spooled += len(chunk)
                 continue
             try:
-                self._deliver("a write", partial(self.writer.write, chunk))
+                self._write(chunk)
                 self.stats.written += len(chunk)
             except WriteFailed as exc:
                 path = self.spool.add(chunk)

@@ -168,14 +168,8 @@ class TestStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN")
-        try:
+        with self.store._transaction():
             yield
-        except BaseException:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
 
     # ------------------------------------------------------------------ reading
 
@@ -299,7 +293,7 @@ class TestStore:
         clauses = [f"t.status IN ({','.join('?' * len(NON_PASSING))})"]
         params: list[Any] = sorted(NON_PASSING)
         if repositories:
-            clauses.append(f"r.repository IN ({','.join('?' * len(repositories))})")
+            clauses.append(f"r.repository COLLATE NOCASE IN ({','.join('?' * len(repositories))})")
             params.extend(repositories)
         if since is not None:
             clauses.append("t.created_at >= ?")
