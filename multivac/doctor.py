@@ -164,6 +164,9 @@ def _target_checks(settings: InfluxSettings, named: bool) -> list[Check]:
         if not client.ping():
             return [Check(False, f"{label} does not answer /ping")]
         checks.append(Check(True, f"{label} reachable"))
+        writes = _write_check(settings, label)
+        if writes is not None:
+            return [*checks, writes]
         for bucket in filter(None, (settings.bucket, settings.tests_bucket)):
             try:
                 found = client.buckets_api().find_bucket_by_name(bucket)
@@ -193,6 +196,33 @@ def _target_checks(settings: InfluxSettings, named: bool) -> list[Check]:
             else:
                 checks.append(Check(True, f"{label}: bucket {bucket!r} exists"))
     return checks
+
+
+def _write_check(settings: InfluxSettings, label: str) -> Check | None:
+    """An empty write to the v2 API: a server without it (InfluxDB before 1.8) answers
+    404 with no word of a bucket, a wrong token 401 or 403. None when writes can go on
+    to the bucket checks."""
+    import requests
+
+    try:
+        response = requests.post(
+            settings.url.rstrip("/") + "/api/v2/write",
+            params={"org": settings.org, "bucket": settings.bucket, "precision": "ns"},
+            headers={"Authorization": f"Token {settings.token.reveal()}"},
+            data=b"",
+            timeout=10,
+        )
+    except requests.RequestException as exc:
+        return Check(False, f"{label}: a test write failed ({type(exc).__name__})")
+    if response.status_code in (401, 403):
+        return Check(False, f"{label} rejected its token (HTTP {response.status_code})")
+    if response.status_code == 404 and "bucket" not in response.text.lower():
+        return Check(
+            False,
+            f"{label} has no InfluxDB 2 write API (/api/v2/write: HTTP 404); "
+            "InfluxDB 1.8 or later, InfluxDB 2 or a compatible server is needed",
+        )
+    return None
 
 
 def _engine_check() -> Check:

@@ -18,7 +18,7 @@ import pytest
 from multivac.cli import app
 from tests.conftest import TOKEN, Invoke
 from tests.ghserver import FakeGitHub
-from tests.servers import VictoriaMetrics
+from tests.servers import InfluxDB1, VictoriaMetrics
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -49,6 +49,21 @@ def test_config_show_redacts_and_names_sources(cli: Invoke, tmp_path: Path) -> N
     assert "octo/env" in lines["GITHUB_REPOSITORY"]  # the environment wins over .env
     assert "https://api.github.com" in lines["GITHUB_API_URL"]
     assert "[default]" in lines["GITHUB_API_URL"]
+
+
+def test_doctor_fails_a_server_without_the_v2_write_api(cli: Invoke, influxdb1: InfluxDB1) -> None:
+    """InfluxDB 1.6 answers /ping but has no /api/v2/write: every write would fail."""
+    influxdb1.ensure_running()
+    env = {
+        "INFLUX_URL": influxdb1.url,
+        "INFLUX_TOKEN": "secret-influx-token",
+        "INFLUX_ORG": "o",
+        "INFLUX_BUCKET": "b",
+    }
+    result = cli("doctor", env=env)
+    assert result.exit_code == 1, result.stdout
+    assert f"FAIL  InfluxDB {influxdb1.url} has no InfluxDB 2 write API" in result.stdout
+    assert "secret-influx-token" not in result.stdout
 
 
 def test_doctor_reports_each_check(ghserver: FakeGitHub, cli: Invoke, vm: VictoriaMetrics) -> None:

@@ -145,6 +145,37 @@ def test_signed_log_urls_that_keep_expiring_leave_the_jobs_pending(
     assert len(jobs_of(table(out))) == 2
 
 
+def test_a_log_answered_inline_is_read(ghserver: FakeGitHub, cli: Invoke, tmp_path: Path) -> None:
+    """A GitHub-compatible server may answer the log request 200 with the text instead
+    of a redirect to a log host: the log is read from that answer."""
+    failing_repo(ghserver, runs=1)
+    log = (
+        b"2026-11-29T10:00:00.0000000Z ##[group]Run npm ci\n"
+        b"2026-11-29T10:00:01.0000000Z npm ERR! code ERESOLVE\n"
+        b"2026-11-29T10:00:02.0000000Z ##[error]Process completed with exit code 1.\n"
+    )
+    headers = {"Content-Type": "text/plain; charset=utf-8"}
+    path = r"/actions/jobs/\d+/logs$"
+    ghserver.faults.add(path, "status", count=None, status=200, body=log, headers=headers)
+    code, out, err = gather_logs(cli, ghserver, tmp_path / "faulty")
+    assert code == 0, err
+    assert {row["measurement"] for row in jobs_of(table(out))} == {"dependency_error"}
+    assert not ghserver.requests_to(r"^/_signed/logs/")
+
+
+def test_a_redirect_without_a_location_is_a_fault_not_a_lost_log(
+    ghserver: FakeGitHub, cli: Invoke, tmp_path: Path
+) -> None:
+    """A 302 with no Location says nothing about the log: asked again, never filed as
+    log_unavailable."""
+    failing_repo(ghserver, runs=1)
+    ghserver.faults.add(r"/actions/jobs/\d+/logs$", "status", count=2, status=302, body=b"")
+    code, out, err = gather_logs(cli, ghserver, tmp_path / "faulty")
+    assert code == 0, err
+    assert {row["measurement"] for row in jobs_of(table(out))} == {"unknown_failure"}
+    assert len(ghserver.requests_to(r"^/_signed/logs/")) == 2
+
+
 def gather_logs(cli: Invoke, server: FakeGitHub, state: Path, *extra: str) -> tuple[int, str, str]:
     env = {"GITHUB_API_URL": server.url, "GITHUB_TOKEN": TOKEN, "MULTIVAC_STATE_DIR": str(state)}
     result = cli("gather", "octo/faulty", "--since", "1d", *extra, env=env)

@@ -306,13 +306,13 @@ class GitHubSource:
                 if failure.status in (404, 410):
                     return None
                 raise self._wrap(failure, what) from None
-            if url is None:
-                return None
             try:
                 stats = self.governor.stats
                 with stats.lock:
                     setattr(stats, counter, getattr(stats, counter) + 1)
-                result = consume(self.transport.open_blob(url))
+                # a GitHub-compatible server may answer with the log itself
+                blocks = iter((url,)) if isinstance(url, bytes) else self.transport.open_blob(url)
+                result = consume(blocks)
             except HTTPFailure as failure:
                 if failure.status in (404, 410):
                     return None

@@ -269,15 +269,26 @@ class Transport:
 
     # ------------------------------------------------------------------ the log host
 
-    def log_location(self, path: str) -> str | None:
-        """The signed URL a log request redirects to (None when GitHub gives none)."""
+    def log_location(self, path: str) -> str | bytes:
+        """The signed URL a log request redirects to, as GitHub answers; or the log
+        itself, from a GitHub-compatible server that answers 200 with the text. An
+        answer with neither is a fault of the server, retried like a 5xx."""
 
         def send() -> tuple[Headers, Any]:
-            return self._request(lambda client: client.requester.requestBlobAndCheck("GET", path))
+            headers, data = self._request(
+                lambda client: client.requester.requestBlobAndCheck("GET", path)
+            )
+            if not header(headers, "location") and _text_body(data) is None:
+                raise self._malformed("an answer with neither a Location header nor the log")
+            return headers, data
 
-        headers, _data = self._send(f"GET {path}", send)
+        headers, data = self._send(f"GET {path}", send)
         location = header(headers, "location")
-        return urljoin(self.settings.api_url + "/", location) if location else None
+        if location:
+            return urljoin(self.settings.api_url + "/", location)
+        body = _text_body(data)
+        assert body is not None
+        return body.encode("utf-8", "surrogateescape")
 
     def open_blob(self, url: str) -> Iterator[bytes]:
         """Stream a signed URL (no token is ever sent there). The iterator raises
@@ -290,6 +301,13 @@ class Transport:
             response.close()
             raise HTTPFailure(response.status_code, f"HTTP {response.status_code}")
         return _chunks(response)
+
+
+def _text_body(data: Any) -> str | None:
+    """A non-empty body that is not JSON, which PyGithub hands over as {"data": text}
+    (with the request's "url" beside it)."""
+    body = data.get("data") if isinstance(data, dict) and set(data) <= {"data", "url"} else None
+    return body if isinstance(body, str) and body else None
 
 
 def _chunks(response: requests.Response, size: int = 1 << 16) -> Iterator[bytes]:
