@@ -9,9 +9,10 @@ Where the job failed decides which matches count (see docs/rules.md):
 
 - GitHub logs (raw, web-UI copies, `gh run view --log`): the first failed step's section.
   It is the step the job's `steps` name, else the section of the first
-  `##[error]Process completed with exit code` (or another step-failure marker), else the
-  section of the last `##[error]`. Steps that fail after it (notifications, uploads,
-  cleanup) are consequences: their types go to `Classification.also`.
+  `##[error]Process completed with exit code` (or another step-failure marker, or the
+  `##[error]` of a step that runs an action), else the section of the last `##[error]`.
+  Steps that fail after it (notifications, uploads, cleanup) are consequences: their types
+  go to `Classification.also`.
 - Other console logs: the last block of error-looking lines, however long the trace after
   it; `Error: ` is ordinary text there.
 
@@ -36,6 +37,7 @@ from multivac import prefilter as _prefilter
 from multivac.errors import RuleError
 from multivac.layout import GH, PLAIN, Layout, detect_layout
 from multivac.logstream import (
+    BUILDKIT_BYTES,
     CONTROL_CLASS,
     CONTROL_DELETE,
     MAX_LINE,
@@ -106,6 +108,10 @@ STEP_FAILED = re.compile(
     r"|The action '.*' has timed out after \d+ minutes|The action has timed out"
     r"|The operation was canceled|The runner has received a shutdown signal)"
 )
+# A step that runs an action (`uses: owner/repo@ref`, `docker://image`) has no exit-code
+# line when it fails: the action's own `##[error]` (what `core.setFailed` prints) is the
+# last thing it writes. So in such a step's section an `##[error]` marks the failure.
+ACTION_STEP = re.compile(r"^(?:[\w.-]+/[\w./-]+@\S+|docker://\S+)$")
 _MARKER_PATTERNS = (
     r"##\[group\]Run ",
     r"##\[error\]",
@@ -417,6 +423,7 @@ class _Section:
     named: bool = False  # its header is the failed step's name
     failed_at: int | None = None  # first step-failure marker (exit code, timeout)
     error_at: int | None = None  # last other ##[error] line
+    action: bool | None = None  # its first `##[group]Run` names an action (None: none yet)
     context: str = ""  # cleaned lines up to its last failure marker
 
 
@@ -550,6 +557,10 @@ class _Scan:
         if raw[:3] == b"\xef\xbb\xbf":
             raw = raw[3:]
         raw = raw[:MAX_LINE].translate(None, CONTROL_DELETE)
+        if raw[:1] == b"#":
+            prefix = BUILDKIT_BYTES.match(raw)  # a Docker build's `#12 3.456 ` (logstream)
+            if prefix is not None:
+                raw = raw[prefix.end() :]
         if not raw.isascii():
             try:
                 raw.decode("utf-8")
@@ -564,6 +575,11 @@ class _Scan:
                 self._new_section(raw[len(b"##[group]Run ") :].decode("utf-8", "replace").strip())
                 if len(self.run_sections) < MAX_TRACKED:
                     self.run_sections.append(self.section)
+            if raw.startswith(b"##[group]Run "):
+                section = self.sections.get(self.section)
+                if section is not None and section.action is None:
+                    command = raw[len(b"##[group]Run ") :].decode("utf-8", "replace").strip()
+                    section.action = ACTION_STEP.match(command) is not None
             marker = raw.lstrip()
             if marker.startswith((b"##[error]", b"Error: ")):
                 self._marker(marker, line_no, block, start)
@@ -596,6 +612,8 @@ class _Scan:
     def _marker(self, marker: bytes, line_no: int, block: bytes, start: int) -> None:
         section = self.sections.get(self.section)
         failed = STEP_FAILED.match(marker.decode("utf-8", "replace")) is not None
+        if not failed and section is not None and section.action:
+            failed = marker.startswith(b"##[error]")  # an action's own failure
         if failed:
             if section is not None and section.failed_at is None:
                 section.failed_at = line_no

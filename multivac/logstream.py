@@ -16,6 +16,12 @@ _TIMESTAMP = re.compile(r"(?m)^\ufeff?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z 
 _ANSI = re.compile(r"\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 MAX_LINE = 8192  # longer lines are cut: a match needs no more, memory stays bounded
+# BuildKit's plain progress (what `docker build` prints without a terminal, so in every CI)
+# puts the build step's number and the seconds since it started before each line of a RUN
+# command's output: `#12 3.456 FAILED tests/test_a.py::test_b`. Like a timestamp it goes,
+# so that `^` means the start of the tool's own line inside a Docker build too.
+_BUILDKIT = re.compile(r"(?m)^#\d+ \d+\.\d+ ")
+BUILDKIT_BYTES = re.compile(rb"^#\d+ \d+\.\d+ ")
 
 
 def clean_text(text: str) -> str:
@@ -25,7 +31,7 @@ def clean_text(text: str) -> str:
     text = _TIMESTAMP.sub("", text)
     text = _ANSI.sub("", text)
     text = _CONTROL.sub("", text)
-    return text.lstrip("\ufeff")
+    return _BUILDKIT.sub("", text.lstrip("\ufeff"))
 
 
 _TIMESTAMP_BYTES = re.compile(rb"^(?:\xef\xbb\xbf)?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ?")
@@ -39,9 +45,10 @@ CONTROL_CLASS = r"[\x00-\x08\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f]"
 
 
 def clean_line(raw: bytes) -> str:
-    """One raw log line (no newline) as clean text: no timestamp, BOM or control bytes."""
+    """One raw log line (no newline) as clean text: no timestamp, BOM, BuildKit step
+    prefix or control bytes."""
     raw = _TIMESTAMP_BYTES.sub(b"", raw[:MAX_LINE], count=1)
-    return clean_bytes(raw)
+    return _BUILDKIT.sub("", clean_bytes(raw), count=1)
 
 
 def clean_bytes(raw: bytes) -> str:

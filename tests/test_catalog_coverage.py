@@ -272,6 +272,26 @@ def test_context_only_list_names_real_parsers() -> None:
             "out_of_memory",
             "[ERROR] Java heap space",
         ),
+        (  # a registry denying the push beats buildx's closing lines (symptoms)
+            [
+                "#15 ERROR: failed to push ghcr.io/acme/web:sha-4f2a1c9: denied: installation "
+                "not allowed to Create organization package",
+                "ERROR: failed to build: failed to solve: failed to push "
+                "ghcr.io/acme/web:sha-4f2a1c9: denied: installation not allowed to Create "
+                "organization package",
+            ],
+            "permission_error",
+            "#15 ERROR: failed to push ghcr.io/acme/web:sha-4f2a1c9: denied: installation not "
+            "allowed to Create organization package",
+        ),
+        (  # the tests a Nix builder ran (nix-build prints its output) name the failure
+            [
+                "FAILED tests/test_parse.py::test_hex - assert 16 == 10",
+                "error: builder for '/nix/store/8a9l4k2z-app-1.0.drv' failed with exit code 1;",
+            ],
+            "test_failure",
+            "FAILED tests/test_parse.py::test_hex - assert 16 == 10",
+        ),
     ],
 )
 def test_cause_precedence_in_the_widened_catalog(

@@ -20,7 +20,7 @@ from multivac.classify import (
     scan_log,
 )
 from multivac.layout import GH, GITHUB, PLAIN, detect_layout
-from multivac.logstream import CONTROL_CLASS
+from multivac.logstream import CONTROL_CLASS, clean_line, clean_text
 from multivac.model import Classification
 from multivac.prefilter import Prefilter, factors_of
 
@@ -249,6 +249,105 @@ def test_a_passing_step_that_prints_error_usage_is_not_the_failure(engine: str) 
     web_copy = b"Run ./tool --help\nError: usage: tool FILE\nRun make\nKilled\n"
     web_copy += b"Error: Process completed with exit code 137.\n"
     assert classify(web_copy, engine).type == "out_of_memory"
+
+
+def action_step(action: str, lines: Sequence[str]) -> list[str]:
+    """A step that runs an action, as a raw job log shows it: its `with:` inputs, then its
+    output; a failing action ends with its own `##[error]`, no exit-code line."""
+    head = [f"{TS}##[group]Run {action}", f"{TS}  with:", f"{TS}    token: ***"]
+    return [*head, f"{TS}##[endgroup]", *(TS + line for line in lines)]
+
+
+def with_action(action: list[str], *after: tuple[str, Sequence[str], int | None]) -> bytes:
+    """A job whose second step runs an action, then `run:` steps (a notification...)."""
+    data = github(("./configure", ["checking for gcc... gcc"], None)).decode().splitlines()
+    cleanup = data[-2:]
+    rest = github(*after).decode().splitlines()[3:-2] if after else []
+    return ("\n".join([*data[:-2], *action, *rest, *cleanup]) + "\n").encode("utf-8")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(
+    ("action", "error", "kind"),
+    [
+        ("docker/login-action@v3", "Username and password required", "permission_error"),
+        (
+            "actions/setup-python@v5",
+            "The version '3.6' with architecture 'x64' was not found for Ubuntu 22.04.",
+            "dependency_error",
+        ),
+        (
+            "docker://ghcr.io/acme/deploy:1",
+            "Input required and not supplied: token",
+            "permission_error",
+        ),
+    ],
+)
+def test_a_failing_action_step_is_the_failure_without_an_exit_code_line(
+    engine: str, action: str, error: str, kind: str
+) -> None:
+    # A notification step after it fails too, with the exit-code line the action lacks.
+    data = with_action(
+        action_step(action, ["Logging in...", f"##[error]{error}"]),
+        ("./notify.sh", ["curl: (22) The requested URL returned error: 404"], 22),
+    )
+    found = classify(data, engine)
+    assert (found.type, found.step) == (kind, action)
+    assert found.evidence.endswith(error)
+    gh = "".join(f"build\tRun {action}\t{line}\n" for line in data.decode().splitlines())
+    assert classify(gh.encode(), engine).type == kind
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_error_annotation_of_a_run_step_is_still_not_a_failure(engine: str) -> None:
+    # `run: echo "::error::..."` passes; only an action's step ends on its `##[error]`.
+    data = github(
+        ("./check-deprecations.sh", ["##[error]Username and password required"], None),
+        ("go test ./...", real("go-build-failed.txt"), 1),
+    )
+    assert classify(data, engine).type == "compile_error"
+    local = with_action(
+        action_step("./.github/actions/lint", ["##[error]Username and password required"]),
+        ("go test ./...", real("go-build-failed.txt"), 1),
+    )
+    assert classify(local, engine).type == "compile_error"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("cargo-build-error.txt", "compile_error"),
+        ("ruby-minitest.txt", "test_failure"),
+        ("go-build-failed.txt", "compile_error"),
+        ("apt-dns.txt", "network_error"),
+    ],
+)
+def test_a_tool_failing_inside_docker_build_is_read_through_buildkit_prefixes(
+    engine: str, name: str, kind: str
+) -> None:
+    # BuildKit's plain progress, as CI shows `docker build`: `#<step> <seconds> <line>`.
+    inner = [f"#9 {1 + i / 1000:.3f} {line}" for i, line in enumerate(real(name))]
+    lines = ["#9 [builder 4/6] RUN make ci", *inner, "#9 ERROR: process did not complete"]
+    lines.append('ERROR: failed to solve: process "/bin/sh -c make ci" did not complete')
+    found = classify(github(("docker build .", lines, 1)), engine)
+    assert found.type == kind
+    assert not found.evidence.startswith("#9 ")
+
+
+@pytest.mark.parametrize(
+    ("line", "cleaned"),
+    [
+        ("#12 3.456 FAILED tests/test_a.py::test_b", "FAILED tests/test_a.py::test_b"),
+        ("2026-10-01T12:00:00.1234567Z #0 0.988 npm ERR! code EUSAGE", "npm ERR! code EUSAGE"),
+        ("#12 [3/5] RUN make", "#12 [3/5] RUN make"),
+        ("#12 DONE 0.4s", "#12 DONE 0.4s"),
+        ("#12 3 little pigs", "#12 3 little pigs"),
+    ],
+)
+def test_buildkit_step_prefix_goes_like_a_timestamp(line: str, cleaned: str) -> None:
+    assert clean_text(line) == cleaned
+    assert clean_line(line.encode()) == cleaned
 
 
 # ---------------------------------------------------------------------------- cause over symptom
