@@ -527,6 +527,21 @@ def test_many_runner_load_lines_are_the_lines_of_each_record() -> None:
     assert to_lines(records) == [to_point(r).to_line_protocol() for r in records]
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    label=st.text(alphabet=st.sampled_from('ab {}0=, \\"\n#'), min_size=1, max_size=12),
+    queued=st.integers(0, 10**6),
+    running=st.integers(0, 10**6),
+)
+def test_runner_load_lines_of_any_label_are_points_lines(
+    label: str, queued: int, running: int
+) -> None:
+    """The template path (braces in a label must not be read as its fields) writes what
+    influxdb-client's Point writes."""
+    (record,) = load_records([RunnerLoad(label, 1_790_000_040, queued, running)])
+    assert to_lines([record, record]) == [to_point(record).to_line_protocol()] * 2
+
+
 def make_run_point() -> RunRecord:
     (point,) = run_records(make_run(5, actor="octocat"), [make_job(1, 5)], {})
     return point
