@@ -43,7 +43,15 @@ from multivac.classify import (  # noqa: E402
 from multivac.logstream import clean_text  # noqa: E402
 
 EVAL = ROOT / "bench" / "eval"
-LATER_SETS = ("holdout3", "holdout4", "holdout5", "holdout6", "holdout7", "holdout8")  # this round
+LATER_SETS = (
+    "holdout3",
+    "holdout4",
+    "holdout5",
+    "holdout6",
+    "holdout7",
+    "holdout8",
+    "holdout9",
+)  # this round
 SETS = ("development", "holdout", "holdout2", *LATER_SETS)
 TS = "2026-10-01T12:{:02d}:{:02d}.{:07d}Z "
 
@@ -343,7 +351,7 @@ def main() -> None:
     parser.add_argument(
         "sets",
         nargs="*",
-        help="which sets to evaluate: development, holdout, holdout2-8 (default: all)",
+        help="which sets to evaluate: development, holdout, holdout2-9 (default: all)",
     )
     args = parser.parse_args()
     unknown = set(args.sets) - set(SETS)
