@@ -292,6 +292,28 @@ def test_context_only_list_names_real_parsers() -> None:
             "test_failure",
             "FAILED tests/test_parse.py::test_hex - assert 16 == 10",
         ),
+        (  # Django's system checks are a report, not an uncaught exception
+            [
+                "SystemCheckError: System check identified some issues:",
+                "",
+                "ERRORS:",
+                "shop.Order.total: (fields.E130) DecimalFields must define a "
+                "'decimal_places' attribute.",
+            ],
+            "lint_error",
+            "SystemCheckError: System check identified some issues:",
+        ),
+        (  # busted's Error line names the test; its closing counts are a symptom
+            [
+                "0 successes / 0 failures / 1 error / 0 pending : 0.01 seconds",
+                "",
+                "Error -> spec/io_spec.lua @ 7",
+                "io reads the file",
+                "./io.lua:3: attempt to index a nil value (local 'f')",
+            ],
+            "test_failure",
+            "Error -> spec/io_spec.lua @ 7",
+        ),
     ],
 )
 def test_cause_precedence_in_the_widened_catalog(
@@ -300,3 +322,22 @@ def test_cause_precedence_in_the_widened_catalog(
     found = classify_log([raw_log(lines)], CATALOG)
     assert found is not None
     assert (found.type, normal(found.evidence)) == (kind, normal(evidence))
+
+
+@pytest.mark.parametrize(
+    ("line", "kind"),
+    [
+        ("Module not found: Error: Can't resolve 'chart-lib' in '/w/app/src'", "dependency_error"),
+        ("Module not found: Error: Can't resolve '@acme/ui/button' in '/w/src'", "dependency_error"),
+        ('✘ [ERROR] Could not resolve "dayjs"', "dependency_error"),
+        ("Module not found: Error: Can't resolve './utils/format' in '/w/app/src'", "compile_error"),
+        ("Module not found: Can't resolve '@/components/PriceTag' in '/w/src'", "compile_error"),
+        ('✘ [ERROR] Could not resolve "../lib/util"', "compile_error"),
+    ],
+)
+def test_bundlers_missing_package_or_project_file(line: str, kind: str) -> None:
+    """A bare specifier a bundler cannot resolve is a package that is not installed; a
+    relative path or an alias (`@/`) is the project's own file, a compile error."""
+    found = classify_log([raw_log([line])], CATALOG)
+    assert found is not None
+    assert (found.type, normal(found.evidence)) == (kind, normal(line))
