@@ -328,9 +328,15 @@ def test_cause_precedence_in_the_widened_catalog(
     ("line", "kind"),
     [
         ("Module not found: Error: Can't resolve 'chart-lib' in '/w/app/src'", "dependency_error"),
-        ("Module not found: Error: Can't resolve '@acme/ui/button' in '/w/src'", "dependency_error"),
+        (
+            "Module not found: Error: Can't resolve '@acme/ui/button' in '/w/src'",
+            "dependency_error",
+        ),
         ('✘ [ERROR] Could not resolve "dayjs"', "dependency_error"),
-        ("Module not found: Error: Can't resolve './utils/format' in '/w/app/src'", "compile_error"),
+        (
+            "Module not found: Error: Can't resolve './utils/format' in '/w/app/src'",
+            "compile_error",
+        ),
         ("Module not found: Can't resolve '@/components/PriceTag' in '/w/src'", "compile_error"),
         ('✘ [ERROR] Could not resolve "../lib/util"', "compile_error"),
     ],
