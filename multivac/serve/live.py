@@ -91,6 +91,14 @@ class LiveState:
         self._add(job_id, Flight(run_id, label, RUNNING, queued_at, started_at))
         return True
 
+    def waiting(self, job_id: int) -> bool:
+        """The job waits for an environment's reviewers, not for a runner: out of the
+        queue until it is queued again (a running or finished job is not moved back)."""
+        known = self._jobs.get(job_id)
+        if known is None or known.stage != QUEUED:
+            return False
+        return self._remove(job_id)
+
     def finished(self, job_id: int) -> bool:
         """The job completed (or was cancelled before it started)."""
         self._finished[job_id] = None
