@@ -5,6 +5,7 @@ built from our GitHub stand-in."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -277,3 +278,42 @@ def test_a_job_completed_with_an_odd_conclusion_is_taken(
     assert response.status_code == 202, response.text
     health = fresh.healthz()
     assert health.status_code == 200, health.text
+
+
+def test_a_run_in_progress_is_ignored(fresh: Serve) -> None:
+    payload = real("workflow_run.requested")
+    payload["action"] = "in_progress"
+    payload["workflow_run"]["status"] = "in_progress"
+    response = deliver(fresh, "workflow_run.in_progress", payload)
+    assert response.status_code == 202
+    assert "ignored" in response.json()
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.parametrize("conclusion", [None, "some_new_word", "failure"])
+def test_a_whole_run_with_any_conclusion_writes_its_runs_point(
+    fresh: Serve, conclusion: str | None
+) -> None:
+    """A run serve saw from its start (created after serve listened): its `runs` point
+    is written whatever the conclusion says (GHES 3.3 sent `completed` runs with none)."""
+    time.sleep(1.1)  # GitHub's times are whole seconds: one after serve began listening
+    now = datetime.now(UTC).replace(microsecond=0)
+    run = real("workflow_run.completed")
+    run["workflow_run"].update(
+        conclusion=conclusion, created_at=stamp(now), updated_at=stamp(now), run_started_at=None
+    )
+    job = real("workflow_job.completed.success.with-organization")
+    job["workflow_job"].update(
+        run_id=run["workflow_run"]["id"],
+        created_at=stamp(now),
+        started_at=stamp(now),
+        completed_at=stamp(now),
+    )
+    assert deliver(fresh, "workflow_job.completed", job).status_code == 202
+    assert deliver(fresh, "workflow_run.completed", run).status_code == 202
+    rows = wait_until(lambda: [r for r in records(fresh) if r["measurement"] == "runs"])
+    # without GitHub's conclusion, the attempt's is its jobs' (one success here)
+    assert [(row["conclusion"], row["jobs"]) for row in rows] == [(conclusion or "success", 1)]
