@@ -15,10 +15,18 @@ from multivac.classify import load_catalog
 from multivac.gather import Gatherer, GatherOptions
 from multivac.github import job_from_json, run_from_json
 from multivac.ingest import parse_line
-from multivac.minutes import CapacityBy, RunnerLoad, from_model, load_price_table, minute_load
+from multivac.minutes import (
+    CapacityBy,
+    MinuteLoad,
+    RunnerLoad,
+    from_model,
+    load_price_table,
+    minute_load,
+)
 from multivac.minutes.records import (
     NO_LABELS,
     attempt_conclusion,
+    load_lines,
     load_points,
     load_records,
     run_records,
@@ -540,6 +548,8 @@ def test_runner_load_lines_of_any_label_are_points_lines(
     influxdb-client's Point writes."""
     (record,) = load_records([RunnerLoad(label, 1_790_000_040, queued, running)])
     assert to_lines([record, record]) == [to_point(record).to_line_protocol()] * 2
+    load = MinuteLoad({label: {1_790_000_040 // 60: [queued, running]}}, 0)
+    assert list(load_lines(load)) == [to_point(record).to_line_protocol() + "\n"]
 
 
 def make_run_point() -> RunRecord:
@@ -563,3 +573,5 @@ def test_load_points_are_the_records_of_the_load_rows(by: CapacityBy) -> None:
     points = list(load_points(load, by=by))
     assert points == list(load_records(load.rows(), by=by))
     assert len(points) > 60
+    # capacity -f line-protocol writes these lines without the records
+    assert "".join(load_lines(load, by=by)).splitlines() == to_lines(points)

@@ -23,7 +23,7 @@ from multivac.config import CapacityPlan, GitHubSettings, StorePlan, UsagePlan
 from multivac.errors import ConfigError, MultivacError
 from multivac.minutes import CapacityFormat, capacity_jobs, minute_load, usage, usage_jobs
 from multivac.minutes.capacity import MinuteLoad, render_json, render_table
-from multivac.minutes.records import load_points
+from multivac.minutes.records import load_lines, load_points
 from multivac.minutes.usage import render, unknown_labels_note
 from multivac.model import LOAD_SCHEMA, LoadRecord, packaged_prices
 from multivac.retry import RetryPolicy
@@ -116,14 +116,24 @@ def capacity_report(
 
 
 def _write_load(plan: CapacityPlan, load: MinuteLoad, console: Console) -> None:
+    if plan.output_format is not CapacityFormat.INFLUXDB:
+        # line protocol on stdout, as `usage` writes its report (cli.py turns a failed
+        # write into one sentence)
+        points = 0
+        out = sys.stdout.buffer
+        for block in load_lines(load, by=plan.by):
+            out.write(block.encode("utf-8"))
+            points += block.count("\n")
+        out.flush()
+        console.print(f"{points} runner_load points.", markup=False)
+        return
     from multivac.sinks.targets import InfluxTargets  # the InfluxDB client: only here
 
     spool = plan.store.state_dir / "spool"
     points = 0
     with ExitStack() as stack:
-        influxdb = plan.output_format is CapacityFormat.INFLUXDB
         sink = build_sink(
-            Format.influxdb if influxdb else Format.line_protocol,
+            Format.influxdb,
             stack=stack,
             influx=plan.influx,
             targets=plan.targets,
@@ -133,22 +143,19 @@ def _write_load(plan: CapacityPlan, load: MinuteLoad, console: Console) -> None:
             notify=lambda message: console.print(message, markup=False),
             schemas=(LOAD_SCHEMA,),
         )
+        assert isinstance(sink, InfluxTargets)
         # The per-minute tables (a quarter of a million cells for a month) live until the
         # end: frozen, the collector stops walking them again for every batch of points.
         gc.freeze()
         try:
-            if isinstance(sink, InfluxTargets):
-                delivered = sum(sink.replay().values())
-                if delivered:
-                    console.print(f"delivered {delivered} spooled points first.", markup=False)
+            delivered = sum(sink.replay().values())
+            if delivered:
+                console.print(f"delivered {delivered} spooled points first.", markup=False)
             for batch in _batches(load_points(load, by=plan.by)):
                 sink.write(batch)
                 points += len(batch)
         finally:
             gc.unfreeze()
             sink.close()
-    influx = sink if isinstance(sink, InfluxTargets) else None
-    line = f"{points} runner_load points"
-    console.print(f"{line}; {influx.note()}." if influx else f"{line}.", markup=False)
-    if influx is not None:
-        influx.raise_failure()
+    console.print(f"{points} runner_load points; {sink.note()}.", markup=False)
+    sink.raise_failure()
