@@ -164,6 +164,8 @@ def test_a_job_waiting_for_an_approval_is_not_queued_for_a_runner(fresh: Serve) 
     approved["workflow_job"]["status"] = "queued"
     assert deliver(fresh, "workflow_job.queued", approved).status_code == 202
     assert fresh.gauge("multivac_jobs_queued", runner_label=label) == 1
+    # it waits for a runner since it was approved, not since it was created (2023)
+    assert fresh.gauge("multivac_oldest_queued_seconds", runner_label=label) < 60
 
 
 def test_a_queued_job_then_waiting_leaves_the_queue(fresh: Serve) -> None:

@@ -295,7 +295,7 @@ class Service:
                 # (GitHub sends `queued` again once it is approved)
                 self.live.waiting(job.id)
             elif action == "queued":
-                self.live.queued(job.id, job.run_id, label, queued_at)
+                self.live.queued(job.id, job.run_id, label, queued_at, now)
             else:
                 self.live.started(job.id, job.run_id, label, queued_at, started_at)
             return True
