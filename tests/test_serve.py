@@ -227,11 +227,16 @@ REFUSALS = {
         401,
         "signature_missing",
     ),
-    "form content type": (
+    "form content type, JSON body": (
         lambda s: {
             "payload": completed_job(16),
             "headers": {"Content-Type": "application/x-www-form-urlencoded"},
         },
+        400,
+        "malformed_json",
+    ),
+    "text content type": (
+        lambda s: {"payload": completed_job(16), "headers": {"Content-Type": "text/plain"}},
         415,
         "content_type",
     ),

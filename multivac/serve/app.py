@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -47,6 +48,9 @@ from multivac.serve.worker import Worker
 from multivac.store import Store
 
 MAX_BODY = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
+JSON = "application/json"
+#: a webhook's `form` content type (the REST API's default): the JSON in a `payload` field
+FORM = "application/x-www-form-urlencoded"
 HANDLED_EVENTS = frozenset({"workflow_job", "workflow_run"})
 #: conclusions whose cause is read from the log or the annotations (the gather's rule)
 NEEDS_READING = FAILED_CONCLUSIONS | {JOB_CANCELLED}
@@ -62,6 +66,16 @@ def _positive_id(value: Any) -> bool:
     if isinstance(value, int):
         return value > 0
     return isinstance(value, str) and value.isdigit() and int(value) > 0
+
+
+def _form_payload(body: bytes | bytearray) -> str:
+    """The JSON of a form-encoded delivery: its one `payload` field (the signature is over
+    the encoded body, checked before). ValueError when there is none."""
+    fields = urllib.parse.parse_qs(body.decode("utf-8", "replace"), max_num_fields=16)
+    found = fields.get("payload")
+    if not found:
+        raise ValueError("no payload field")
+    return found[0]
 
 
 def _epoch(job: Job, fallback: float) -> tuple[float, float]:
@@ -180,11 +194,11 @@ class Service:
     async def webhook(self, request: Request) -> Response:
         headers = request.headers
         media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if media != "application/json":
+        if media not in (JSON, FORM):
             return self._refuse(
                 415,
                 "content_type",
-                "the body must be JSON (set the webhook's content type to application/json)",
+                f"the body must be {JSON} or {FORM} (the webhook's content type)",
                 close=True,
             )
         declared = headers.get("content-length")
@@ -220,7 +234,7 @@ class Service:
         if not delivery or len(delivery) > 200:
             return self._refuse(400, "no_delivery", "no X-GitHub-Delivery header")
         try:
-            payload = json.loads(body)
+            payload = json.loads(_form_payload(body) if media == FORM else body)
         except (ValueError, RecursionError):  # RecursionError: arrays nested 100,000 deep
             return self._refuse(400, "malformed_json", "the body is not valid JSON")
         if not isinstance(payload, dict):
@@ -266,18 +280,22 @@ class Service:
 
     def _job(self, delivery: str, repo: str, action: str, data: dict[str, Any]) -> bool | None:
         """A workflow_job delivery: True when taken, False when seen before, None when
-        its action is none of queued, in_progress, completed."""
+        its action is none of queued, waiting, in_progress, completed."""
         store = self.store
         assert store is not None
         job = job_from_json(data)
         now = time.time()
-        if action in ("queued", "in_progress"):
+        if action in ("queued", "waiting", "in_progress"):
             if not store.take_delivery(delivery):
                 return False
             label = label_of(job.labels)
             queued_at, started_at = _epoch(job, now)
-            if action == "queued":
-                self.live.queued(job.id, job.run_id, label, queued_at)
+            if action == "waiting" or (action == "queued" and job.status == "waiting"):
+                # an environment's reviewers hold it: it waits for them, not for a runner
+                # (GitHub sends `queued` again once it is approved)
+                self.live.waiting(job.id)
+            elif action == "queued":
+                self.live.queued(job.id, job.run_id, label, queued_at, now)
             else:
                 self.live.started(job.id, job.run_id, label, queued_at, started_at)
             return True

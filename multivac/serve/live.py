@@ -67,13 +67,20 @@ class LiveState:
         self._runs: dict[int, set[int]] = {}
         self._labels: dict[str, Label] = {}
         self._finished: OrderedDict[int, None] = OrderedDict()
+        #: jobs held for an environment's reviewers: queued again, they wait from then on
+        self._held: OrderedDict[int, None] = OrderedDict()
 
     # ------------------------------------------------------------------ events
 
-    def queued(self, job_id: int, run_id: int, label: str, queued_at: float) -> bool:
-        """A job waits for a runner; False when that is old news."""
+    def queued(
+        self, job_id: int, run_id: int, label: str, queued_at: float, now: float | None = None
+    ) -> bool:
+        """A job waits for a runner; False when that is old news. One approved after it
+        was held (`waiting`) waits from `now`, not from its creation."""
         if job_id in self._finished or job_id in self._jobs:
             return False
+        if self._held.pop(job_id, 0) is None and now is not None:
+            queued_at = max(queued_at, now)
         self._add(job_id, Flight(run_id, label, QUEUED, queued_at, 0.0))
         return True
 
@@ -83,6 +90,7 @@ class LiveState:
         """A runner took the job; False when that is old news."""
         if job_id in self._finished:
             return False
+        self._held.pop(job_id, None)
         known = self._jobs.get(job_id)
         if known is not None:
             if known.stage >= RUNNING:
@@ -91,8 +99,20 @@ class LiveState:
         self._add(job_id, Flight(run_id, label, RUNNING, queued_at, started_at))
         return True
 
+    def waiting(self, job_id: int) -> bool:
+        """The job waits for an environment's reviewers, not for a runner: out of the
+        queue until it is queued again (a running or finished job is not moved back)."""
+        known = self._jobs.get(job_id)
+        if job_id in self._finished or (known is not None and known.stage != QUEUED):
+            return False
+        self._held[job_id] = None
+        while len(self._held) > FINISHED_MEMORY:
+            self._held.popitem(last=False)
+        return self._remove(job_id)
+
     def finished(self, job_id: int) -> bool:
         """The job completed (or was cancelled before it started)."""
+        self._held.pop(job_id, None)
         self._finished[job_id] = None
         self._finished.move_to_end(job_id)
         while len(self._finished) > FINISHED_MEMORY:
