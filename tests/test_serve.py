@@ -227,13 +227,13 @@ REFUSALS = {
         401,
         "signature_missing",
     ),
-    "form content type, JSON body": (
+    "form content type": (
         lambda s: {
             "payload": completed_job(16),
             "headers": {"Content-Type": "application/x-www-form-urlencoded"},
         },
-        400,
-        "malformed_json",
+        415,
+        "content_type",
     ),
     "text content type": (
         lambda s: {"payload": completed_job(16), "headers": {"Content-Type": "text/plain"}},

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import json
 import time
-import urllib.parse
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -48,9 +47,9 @@ from multivac.serve.worker import Worker
 from multivac.store import Store
 
 MAX_BODY = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
+#: the one content type taken: a webhook must be set to send JSON (GitHub's `form`
+#: default for hooks made through the REST API is refused with 415, as the docs say)
 JSON = "application/json"
-#: a webhook's `form` content type (the REST API's default): the JSON in a `payload` field
-FORM = "application/x-www-form-urlencoded"
 HANDLED_EVENTS = frozenset({"workflow_job", "workflow_run"})
 #: conclusions whose cause is read from the log or the annotations (the gather's rule)
 NEEDS_READING = FAILED_CONCLUSIONS | {JOB_CANCELLED}
@@ -66,16 +65,6 @@ def _positive_id(value: Any) -> bool:
     if isinstance(value, int):
         return value > 0
     return isinstance(value, str) and value.isdigit() and int(value) > 0
-
-
-def _form_payload(body: bytes | bytearray) -> str:
-    """The JSON of a form-encoded delivery: its one `payload` field (the signature is over
-    the encoded body, checked before). ValueError when there is none."""
-    fields = urllib.parse.parse_qs(body.decode("utf-8", "replace"), max_num_fields=16)
-    found = fields.get("payload")
-    if not found:
-        raise ValueError("no payload field")
-    return found[0]
 
 
 def _epoch(job: Job, fallback: float) -> tuple[float, float]:
@@ -194,11 +183,11 @@ class Service:
     async def webhook(self, request: Request) -> Response:
         headers = request.headers
         media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if media not in (JSON, FORM):
+        if media != JSON:
             return self._refuse(
                 415,
                 "content_type",
-                f"the body must be {JSON} or {FORM} (the webhook's content type)",
+                "the body must be JSON (set the webhook's content type to application/json)",
                 close=True,
             )
         declared = headers.get("content-length")
@@ -234,7 +223,7 @@ class Service:
         if not delivery or len(delivery) > 200:
             return self._refuse(400, "no_delivery", "no X-GitHub-Delivery header")
         try:
-            payload = json.loads(_form_payload(body) if media == FORM else body)
+            payload = json.loads(body)
         except (ValueError, RecursionError):  # RecursionError: arrays nested 100,000 deep
             return self._refuse(400, "malformed_json", "the body is not valid JSON")
         if not isinstance(payload, dict):
