@@ -27,7 +27,6 @@ import pickle
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -48,7 +47,13 @@ from multivac.logstream import (
 from multivac.model import Classification
 from multivac.prefilter import active_engine, available_engines, engine_status, unanchored
 from multivac.signature import signature
-from multivac.yamlentries import head_problems, load_yaml, read_entries
+from multivac.yamlentries import (
+    head_problems,
+    load_yaml,
+    read_entries,
+    read_source,
+    shipped_packs,
+)
 
 __all__ = [
     "Catalog",
@@ -239,24 +244,8 @@ def _compile_set(patterns: list[str]) -> Any:
 # ---------------------------------------------------------------------------- loading
 
 
-def shipped_packs() -> list[str]:
-    folder = resources.files("multivac").joinpath("rules")
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
-
-
 def _read_source(source: str) -> tuple[str, str]:
-    """(text, name) of a rules file path or a shipped pack name."""
-    path = Path(source).expanduser()
-    if path.is_file():
-        try:
-            return path.read_text(encoding="utf-8"), str(path)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RuleError(f"{source}: cannot read the rules file ({exc}).") from None
-    if re.fullmatch(r"[a-z0-9_-]+", source) and source in shipped_packs():
-        text = resources.files("multivac").joinpath(f"rules/{source}.yaml").read_text("utf-8")
-        return text, f"pack {source}"
-    packs = ", ".join(p for p in shipped_packs() if p != "generic")
-    raise RuleError(f"{source!r} is neither a rules file nor a shipped pack ({packs}).")
+    return read_source(source, RuleError)
 
 
 def _problems_in(text: str, name: str) -> tuple[list[Rule], list[str], set[str]]:

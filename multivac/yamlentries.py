@@ -11,9 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import yaml
+
+from multivac.errors import MultivacError
 
 T = TypeVar("T")
 
@@ -21,6 +25,31 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 #: libyaml's loader when the wheel has it: about 10 times faster on the shipped catalog
 YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def shipped_packs() -> list[str]:
+    """The rules packs shipped in multivac/rules (`generic` is always loaded)."""
+    folder = resources.files("multivac").joinpath("rules")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def read_source(source: str, error: type[MultivacError], *, flag: str = "") -> tuple[str, str]:
+    """(text, name) of a rules file path or a shipped pack name; `error` (the reader's
+    own error type) when it is neither or cannot be read, naming `flag` when the source
+    came from one."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        try:
+            return path.read_text(encoding="utf-8"), str(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise error(f"{source}: cannot read the rules file ({exc}).") from None
+    packs = shipped_packs()
+    if re.fullmatch(r"[a-z0-9_-]+", source) and source in packs:
+        text = resources.files("multivac").joinpath(f"rules/{source}.yaml").read_text("utf-8")
+        return text, f"pack {source}"
+    names = ", ".join(p for p in packs if p != "generic")
+    given = f"{flag} {source!r}" if flag else repr(source)
+    raise error(f"{given} is neither a rules file nor a shipped pack ({names}).")
 
 
 def load_yaml(text: str, name: str) -> tuple[Any, str | None]:

@@ -26,7 +26,6 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import re2
@@ -40,7 +39,7 @@ from multivac.testresults.model import (
     TestResult,
     clip_message,
 )
-from multivac.yamlentries import head_problems, load_yaml, read_entries
+from multivac.yamlentries import head_problems, load_yaml, read_entries, read_source
 
 __all__ = [
     "Block",
@@ -585,20 +584,7 @@ def _builtin_texts() -> list[tuple[str, str]]:
 
 def _read_source(source: str) -> tuple[str, str]:
     """(text, name) of a rules file or a shipped rules pack holding a `tests:` section."""
-    path = Path(source).expanduser()
-    if path.is_file():
-        try:
-            return path.read_text(encoding="utf-8"), str(path)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise TestParseError(f"{source}: cannot read the rules file ({exc}).") from None
-    folder = resources.files("multivac").joinpath("rules")
-    packs = sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
-    if re.fullmatch(r"[a-z0-9_-]+", source) and source in packs:
-        return folder.joinpath(f"{source}.yaml").read_text("utf-8"), f"pack {source}"
-    names = ", ".join(p for p in packs if p != "generic")
-    raise TestParseError(
-        f"--rules {source!r} is neither a rules file nor a shipped pack ({names})."
-    )
+    return read_source(source, TestParseError, flag="--rules")
 
 
 def _merge(texts: Iterable[tuple[str, str]]) -> ParserSet:
