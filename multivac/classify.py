@@ -53,6 +53,7 @@ from multivac.yamlentries import (
     read_entries,
     read_source,
     shipped_packs,
+    strings,
 )
 
 __all__ = [
@@ -266,14 +267,6 @@ def _problems_in(text: str, name: str) -> tuple[list[Rule], list[str], set[str]]
     return found.built, found.problems, found.disabled
 
 
-def _strings(value: Any) -> list[str] | None:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
-    return None
-
-
 def _rule_from(entry: dict[str, Any], origin: str) -> tuple[Rule | None, list[str]]:
     why, only_disables = head_problems(entry, RULE_KEYS)
     if only_disables:
@@ -283,7 +276,7 @@ def _rule_from(entry: dict[str, Any], origin: str) -> tuple[Rule | None, list[st
         why.append("'type' must be a lower-case name like test_failure")
     elif kind in RESERVED_TYPES:
         why.append(f"'type' {kind!r} is reserved for jobs that did not fail")
-    patterns = _strings(entry.get("patterns"))
+    patterns = strings(entry.get("patterns"))
     if not patterns:
         why.append("'patterns' must be a non-empty list of regular expressions")
     else:
@@ -319,8 +312,8 @@ def _rule_from(entry: dict[str, Any], origin: str) -> tuple[Rule | None, list[st
     if not isinstance(examples, dict) or set(examples) - {"match", "no_match"}:
         why.append("'examples' must have only 'match' and 'no_match' lists")
     else:
-        match = _strings(examples.get("match", []))
-        no_match = _strings(examples.get("no_match", []))
+        match = strings(examples.get("match", []))
+        no_match = strings(examples.get("no_match", []))
         if match is None or no_match is None:
             why.append("'examples' lists must hold text lines")
     if why:

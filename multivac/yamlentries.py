@@ -121,6 +121,15 @@ def read_entries(
     return out
 
 
+def strings(value: Any) -> list[str] | None:
+    """A text or a list of texts as a list; None when it is something else."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    return None
+
+
 def head_problems(entry: dict[str, Any], keys: Collection[str]) -> tuple[list[str], bool]:
     """What is wrong with the keys every entry shares (unknown keys, `id`, `disabled`),
     and whether the entry only switches off an entry of its id, so the rest of it need

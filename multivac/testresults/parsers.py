@@ -39,7 +39,7 @@ from multivac.testresults.model import (
     TestResult,
     clip_message,
 )
-from multivac.yamlentries import head_problems, load_yaml, read_entries, read_source
+from multivac.yamlentries import head_problems, load_yaml, read_entries, read_source, strings
 
 __all__ = [
     "Block",
@@ -335,14 +335,6 @@ class ParserSet:
 # ---------------------------------------------------------------------------- loading
 
 
-def _strings(value: Any) -> list[str] | None:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
-    return None
-
-
 def _check_regex(pattern: str, what: str, why: list[str]) -> set[str]:
     """Problems of one RE2 pattern; returns its named groups."""
     try:
@@ -398,7 +390,7 @@ def _examples(value: Any, why: list[str]) -> tuple[tuple[Example, ...], tuple[st
         matches.append(
             Example(item["line"], expect, tuple((str(k), str(v)) for k, v in context.items()))
         )
-    no_match = _strings(value.get("no_match", []))
+    no_match = strings(value.get("no_match", []))
     if no_match is None:
         why.append("'examples.no_match' must be a list of lines")
         no_match = []
@@ -411,9 +403,9 @@ def _block(value: Any, why: list[str]) -> Block | None:
     if not isinstance(value, dict) or set(value) - BLOCK_KEYS or "start" not in value:
         why.append("'block' must have 'start' and optionally 'within', 'also', 'end', 'once'")
         return None
-    start = _strings(value["start"])
-    also = _strings(value.get("also", []))
-    end = _strings(value.get("end", []))
+    start = strings(value["start"])
+    also = strings(value.get("also", []))
+    end = strings(value.get("end", []))
     within = value.get("within", 1)
     if not start:
         why.append("'block.start' must be a pattern or a list of patterns")
@@ -436,7 +428,7 @@ def _block(value: Any, why: list[str]) -> Block | None:
 def _templates(value: Any, default: tuple[str, ...], what: str, why: list[str]) -> tuple[str, ...]:
     if value is None:
         return default
-    templates = _strings(value)
+    templates = strings(value)
     if not templates:
         why.append(f"'{what}' must be a template like '{{class}}.{{method}}' or a list of them")
         return default
@@ -450,7 +442,7 @@ def _parser_from(entry: dict[str, Any], origin: str) -> tuple[TestParser | None,
     framework = entry.get("framework")
     if not isinstance(framework, str) or not _FRAMEWORK.match(framework):
         why.append("'framework' must be a lower-case name like pytest")
-    patterns = _strings(entry.get("patterns"))
+    patterns = strings(entry.get("patterns"))
     groups: set[str] = set()
     if not patterns:
         why.append("'patterns' must be a non-empty list of regular expressions")
@@ -467,7 +459,7 @@ def _parser_from(entry: dict[str, Any], origin: str) -> tuple[TestParser | None,
     unreported = entry.get("unreported", FAILED)
     if unreported not in STATUSES:
         why.append(f"'unreported' must be one of {', '.join(STATUSES)}")
-    sets = _strings(entry.get("sets", []))
+    sets = strings(entry.get("sets", []))
     if sets is None:
         why.append("'sets' must be a list of group names")
         sets = []
@@ -487,13 +479,13 @@ def _parser_from(entry: dict[str, Any], origin: str) -> tuple[TestParser | None,
     normalize = entry.get("normalize")
     if normalize is not None and normalize not in NORMALIZERS:
         why.append(f"'normalize' must be one of {', '.join(sorted(NORMALIZERS))}")
-    exclude = _strings(entry.get("exclude", []))
+    exclude = strings(entry.get("exclude", []))
     if exclude is None:
         why.append("'exclude' must be a list of patterns")
         exclude = []
     for pattern in exclude:
         _check_regex(pattern, "exclude pattern", why)
-    prefilter = _strings(entry.get("prefilter", []))
+    prefilter = strings(entry.get("prefilter", []))
     if prefilter is None:
         why.append("'prefilter' must be a list of patterns")
         prefilter = []
