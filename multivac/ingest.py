@@ -985,7 +985,7 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, UnicodeDecodeError):
         return "it is not UTF-8 text"
     if isinstance(exc, OSError):
-        return str(exc.strerror or exc)
+        return os_reason(exc)
     return f"it is damaged ({type(exc).__name__})"
 
 
